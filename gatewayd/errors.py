@@ -1,0 +1,27 @@
+"""One small hierarchy of errors; each message gives the value and what was expected."""
+
+from __future__ import annotations
+
+from drivers.base import DeviceUnavailable
+
+__all__ = ["ConfigError", "DeviceUnavailable", "GatewaydError", "OutboxFull", "PayloadError"]
+
+
+class GatewaydError(Exception):
+    """Base of gatewayd's own errors."""
+
+
+class ConfigError(GatewaydError):
+    """The configuration is invalid. ``problems`` lists every one as ``key.path: message``."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("invalid configuration:\n" + "\n".join(f"  {p}" for p in problems))
+
+
+class PayloadError(GatewaydError):
+    """A request or label payload is invalid; the request is answered with this message."""
+
+
+class OutboxFull(GatewaydError):
+    """The outbox is at its limit: the read is refused, nothing captured is dropped."""
