@@ -96,8 +96,9 @@ NOT_RECOGNISED = "not a GS1 element string, Digital Link or site lot id"
 # GS1 General Specifications figure 5.1.2-2: symbologies whose data is a GS1 element string.
 GS1_ELEMENT_STRING_SYMBOLOGIES = frozenset({"]C1", "]e0", "]d2", "]Q3", "]J1"})
 
-# ISO/IEC 15424: "]", a code character, a modifier character.
-_AIM_CODE_CHARS = "".join(sorted(s.value for s in ISOSymbology))
+# ISO/IEC 15424: "]", a code character, a modifier character. biip's table lacks "J"
+# (DotCode, GS1 General Specifications figure 5.1.2-2) and "h" (Han Xin Code).
+_AIM_CODE_CHARS = "".join(sorted({s.value for s in ISOSymbology} | {"J", "h"}))
 _AIM_RE = re.compile(rf"\][{re.escape(_AIM_CODE_CHARS)}][0-9A-Za-z]")
 _URL_RE = re.compile(r"https?://", re.IGNORECASE)
 _ASCII_DIGITS_RE = re.compile(r"[0-9]+")
