@@ -1,0 +1,392 @@
+"""The ``gatewayd`` command: run, check, decode, devices, demo, print, label, outbox."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+import time
+import tomllib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from gatewayd import __version__
+from gatewayd.config import STEPS, Settings, default_config_path, load
+from gatewayd.errors import ConfigError
+
+__all__ = ["main"]
+
+EXIT_CONFIG = 2
+
+
+def _config_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        "-c",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help=f"config file (default: $GATEWAYD_CONFIG or {default_config_path()})",
+    )
+
+
+def _load(args: argparse.Namespace) -> Settings:
+    return load(args.config or default_config_path())
+
+
+def _print_problems(exc: ConfigError, path: Path | None) -> None:
+    where = f" in {path}" if path else ""
+    print(f"gatewayd: {len(exc.problems)} problem(s){where}:", file=sys.stderr)
+    for problem in exc.problems:
+        print(f"  {problem}", file=sys.stderr)
+
+
+def setup_logging(level: str = "info") -> None:
+    # Under systemd the journal adds time and unit; elsewhere show the time ourselves.
+    under_journal = bool(os.environ.get("JOURNAL_STREAM"))
+    fmt = "%(levelname)s %(name)s: %(message)s" if under_journal else "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    logging.basicConfig(level=getattr(logging, level.upper()), format=fmt, stream=sys.stderr, force=True)
+    logging.getLogger("asyncio").setLevel(logging.WARNING)
+
+
+# -- run ---------------------------------------------------------------------------------
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    settings = _load(args)
+    setup_logging(args.log_level or settings.log.level)
+    from gatewayd.daemon import Gateway
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await Gateway(settings).run(stop)
+
+    asyncio.run(main())
+    return 0
+
+
+# -- check -------------------------------------------------------------------------------
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    path = args.config or default_config_path()
+    settings = load(path)
+    print(f"# {path}: configuration is valid. Effective configuration:")
+    print(to_toml(settings.to_dict()))
+    return 0
+
+
+def to_toml(data: dict[str, Any]) -> str:
+    """A small TOML writer for the effective config (tables, arrays of tables, scalars)."""
+    lines: list[str] = []
+
+    def scalar(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, int | float):
+            return repr(v)
+        if isinstance(v, str):
+            return json.dumps(v)
+        if isinstance(v, list):
+            return "[" + ", ".join(scalar(x) for x in v) + "]"
+        if isinstance(v, dict):
+            return "{ " + ", ".join(f"{k} = {scalar(x)}" for k, x in v.items()) + " }"
+        return json.dumps(str(v))
+
+    def table(prefix: str, d: dict[str, Any], header: str) -> None:
+        simple = {k: v for k, v in d.items() if not isinstance(v, dict) and not _is_table_array(v)}
+        if header:
+            lines.append("")
+            lines.append(header)
+        for k, v in simple.items():
+            if k == "brokers":
+                v = [f"{b['scheme']}://{b['host']}:{b['port']}" for b in v]
+            lines.append(f"{k} = {scalar(v)}")
+        for k, v in d.items():
+            if isinstance(v, dict):
+                table(f"{prefix}{k}.", v, f"[{prefix}{k}]")
+            elif _is_table_array(v) and k != "brokers":
+                for item in v:
+                    table(f"{prefix}{k}.", item, f"[[{prefix}{k}]]")
+
+    data = {k: v for k, v in data.items() if k != "source"}
+    table("", data, "")
+    return "\n".join(lines).strip() + "\n"
+
+
+def _is_table_array(v: Any) -> bool:
+    return isinstance(v, list) and bool(v) and all(isinstance(x, dict) for x in v)
+
+
+# -- decode ------------------------------------------------------------------------------
+
+
+def cmd_decode(args: argparse.Namespace) -> int:
+    from gatewayd.clock import ClockSync, rfc3339
+    from gatewayd.config import DecodeSettings, StationSettings
+    from gatewayd.decode import DecodeOptions, decode, unescape_raw
+    from gatewayd.stations import BIZ_STEPS
+
+    path = args.config or default_config_path()
+    decode_settings = DecodeSettings()
+    station: StationSettings | None = None
+    gateway_id = "gatewayd"
+    if args.config is not None or path.exists():
+        settings = load(path)
+        decode_settings = settings.decode
+        gateway_id = settings.gateway.id
+        if args.station:
+            try:
+                station = settings.station(args.station)
+            except KeyError:
+                known = ", ".join(s.id for s in settings.stations) or "none"
+                raise ConfigError([f"--station: no station {args.station!r} in {path} (known: {known})"]) from None
+        elif settings.stations:
+            station = settings.stations[0]
+    if station is None:
+        station = StationSettings(id=args.station or "station", step=args.step or "receiving")
+    step = args.step or station.step
+    options = DecodeOptions.from_settings(decode_settings)
+    synced = ClockSync().synced()
+    for raw in args.raw:
+        scan = decode(unescape_raw(raw), options=options)
+        body: dict[str, Any] = {
+            "schema": "gatewayd.scan/1",
+            "gateway": gateway_id,
+            "station": station.id,
+            "step": step,
+            "biz_step": BIZ_STEPS[step],
+        }
+        if station.location:
+            body["read_point"] = station.location
+        body.update(scanner="cli", scanned_at=rfc3339(time.time()), clock_synced=synced)
+        body.update(scan.payload_fields())
+        print(json.dumps(body, ensure_ascii=False))
+    return 0
+
+
+# -- outbox ------------------------------------------------------------------------------
+
+
+def cmd_outbox(args: argparse.Namespace) -> int:
+    from gatewayd.clock import rfc3339
+    from gatewayd.outbox import Outbox
+
+    settings = _load(args)
+    path = settings.gateway.state_dir / "outbox.sqlite3"
+    if not path.exists():
+        print(f"gatewayd: no outbox at {path} yet (the daemon creates it on first start)", file=sys.stderr)
+        return 1
+    with Outbox.open(path, settings.outbox) as box:
+        if args.dump:
+            start, end = _range(args.dump, box.last_seq)
+            cursor = start
+            while cursor <= end:
+                events = box.history(from_seq=cursor, to_seq=end, limit=1000)
+                if not events:
+                    break
+                for ev in events:
+                    sys.stdout.write(ev.payload.decode() + "\n")
+                cursor = events[-1].seq + 1
+            return 0
+        st = box.stats()
+    if args.replay:
+        start, end = _range(args.replay, st.last_seq)
+        return _send_request(settings, "replay", {"from_seq": start, "to_seq": end})
+    info = {
+        "path": str(path),
+        "depth": st.depth,
+        "bytes": st.depth_bytes,
+        "oldest_undelivered_seq": st.oldest_undelivered_seq,
+        "oldest_undelivered_at": rfc3339(st.oldest_undelivered_at) if st.oldest_undelivered_at else None,
+        "last_seq": st.last_seq,
+        "retained": st.retained,
+        "first_retained_seq": st.first_retained_seq,
+        "full": st.full,
+    }
+    if args.json:
+        print(json.dumps(info))
+    else:
+        for k, v in info.items():
+            print(f"{k:24} {v if v is not None else '-'}")
+    return 0
+
+
+def _range(text: str, last: int) -> tuple[int, int]:
+    start_s, _, end_s = text.partition(":")
+    try:
+        start = int(start_s)
+        end = int(end_s) if end_s else last
+    except ValueError:
+        raise ConfigError([f"range: expected FROM or FROM:TO sequence numbers, got {text!r}"]) from None
+    if start < 1 or end < start:
+        raise ConfigError([f"range: expected 1 <= FROM <= TO, got {text!r}"])
+    return start, end
+
+
+def _send_request(settings: Settings, command: str, body: dict[str, Any], timeout: float = 10.0) -> int:
+    """Send one request to the running gateway through the broker and print the answer."""
+    from gatewayd.request_client import request
+
+    try:
+        answer = request(settings, command, body, timeout=timeout)
+    except TimeoutError as exc:
+        print(f"gatewayd: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(answer, indent=2))
+    return 0 if answer.get("status") == "ok" else 1
+
+
+# -- demo, devices, print, label (implemented in their own modules) ------------------------
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from gatewayd.demo import run_demo
+
+    return run_demo(args)
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    from gatewayd.devices import main as devices_main
+
+    argv = ["--json"] if args.json else []
+    return devices_main(argv)
+
+
+def cmd_print(args: argparse.Namespace) -> int:
+    from gatewayd.print_cli import cmd_print as run
+
+    return run(args)
+
+
+def cmd_label_preview(args: argparse.Namespace) -> int:
+    from gatewayd.print_cli import cmd_preview as run
+
+    return run(args)
+
+
+# -- parser ------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gatewayd",
+        description="Hardware gateway for warehouse lot tracking: scanners to MQTT, lot labels to printers.",
+    )
+    parser.add_argument("--version", action="version", version=f"gatewayd {__version__}")
+    sub = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
+
+    p = sub.add_parser("run", help="run the daemon", description="Run the gateway daemon until SIGTERM or Ctrl-C.")
+    _config_arg(p)
+    p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="override [log] level")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser(
+        "check",
+        help="validate the config and print the effective config",
+        description="Validate the configuration. Exit 0 and print the effective configuration, "
+        "or exit 2 listing every problem by key path.",
+    )
+    _config_arg(p)
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser(
+        "decode",
+        help="show the scan payload raw reads would produce",
+        description="Print, as JSON lines, the scan payload each RAW read would produce. "
+        "Write the GS1 group separator as \\x1d or <GS>.",
+    )
+    _config_arg(p)
+    p.add_argument("--station", help="station whose step and read point tag the reads")
+    p.add_argument("--step", choices=STEPS, help="override the station's step")
+    p.add_argument("raw", nargs="+", metavar="RAW", help="a raw read, e.g. ']C1010950600013435210ABC123<GS>17271231'")
+    p.set_defaults(func=cmd_decode)
+
+    p = sub.add_parser(
+        "devices",
+        help="list scanners and printers on this machine with config snippets",
+        description="List candidate scanners (keyboard-wedge, HID-POS, serial) and printers on this "
+        "machine, each with a ready-to-paste config snippet.",
+    )
+    _config_arg(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_devices)
+
+    p = sub.add_parser(
+        "demo",
+        help="run the embedded demo (local broker, simulated dock, virtual printer)",
+        description="Start a private local broker (mosquitto, else amqtt), run the gateway on the demo "
+        "config with a simulated dock replaying a day of reads and a virtual printer writing ZPL and PNG "
+        "previews to ./demo-out/, and show the events as a WMS sees them. Ctrl-C stops it.",
+    )
+    p.add_argument("--out", type=Path, default=Path("demo-out"), help="where demo state and printed labels go")
+    p.add_argument("--speed", type=float, default=1.0, help="replay speed factor (2 = twice as fast)")
+    p.add_argument("--once", action="store_true", help="stop when the day has been replayed")
+    p.add_argument("--port", type=int, default=0, help="broker port (default: a free port)")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser(
+        "print",
+        help="print a label locally",
+        description="Render a label template and send it to a configured printer (bypassing MQTT).",
+    )
+    _config_arg(p)
+    p.add_argument("--printer", required=True, help="printer id from the config")
+    p.add_argument("--template", default="lot", help="label template name (default: lot)")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="a label field, e.g. lot=SUP1-20261127-0001")
+    p.add_argument("--copies", type=int, default=1, help="copies of each label")
+    p.add_argument("--batch", type=int, default=0, metavar="N", help="generate N lot ids by the lot-number convention (needs supplier=, date=)")
+    p.set_defaults(func=cmd_print)
+
+    p = sub.add_parser("label", help="label tools", description="Label tools.")
+    lsub = p.add_subparsers(dest="label_verb", metavar="VERB", required=True)
+    lp = lsub.add_parser(
+        "preview",
+        help="render a label to PNG, SVG or PDF",
+        description="Render a label template with the given fields to an image (zplkit renders the real ZPL "
+        "where installed; otherwise an approximate segno/Pillow preview).",
+    )
+    _config_arg(lp)
+    lp.add_argument("--template", default="lot", help="label template name (default: lot)")
+    lp.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="a label field")
+    lp.add_argument("--dpi", type=int, choices=[203, 300, 600], default=203)
+    lp.add_argument("--zpl", action="store_true", help="also print the ZPL to stdout")
+    lp.add_argument("-o", "--output", type=Path, required=True, help="output file: .png, .svg or .pdf")
+    lp.set_defaults(func=cmd_label_preview)
+
+    p = sub.add_parser(
+        "outbox",
+        help="show outbox depth, oldest undelivered, last seq; replay",
+        description="Show the outbox: depth, oldest undelivered event, last seq. --replay asks the running "
+        "gateway to re-publish a range; --dump prints retained events as JSON lines.",
+    )
+    _config_arg(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--replay", metavar="FROM[:TO]", help="ask the running gateway to re-publish this seq range")
+    g.add_argument("--dump", metavar="FROM[:TO]", help="print retained events in this seq range as JSON lines")
+    p.set_defaults(func=cmd_outbox)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        _print_problems(exc, getattr(args, "config", None) or None)
+        return EXIT_CONFIG
+    except tomllib.TOMLDecodeError as exc:  # pragma: no cover - load() converts these
+        print(f"gatewayd: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,406 @@
+"""The gateway daemon: scanners → decode → dedupe → station tag → outbox → MQTT.
+
+``Gateway`` is an async context manager that owns every long-lived task, each named
+``gatewayd[...]``. Shutdown is orderly: stop reading, write the last acks, publish
+``offline``, close MQTT, close the outbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from drivers.backoff import Backoff
+from drivers.base import DeviceState, RawRead, Scanner
+from gatewayd import __version__
+from gatewayd.clock import ClockSync, rfc3339
+from gatewayd.config import ScannerSettings, Settings
+from gatewayd.decode import DecodeOptions, decode
+from gatewayd.errors import ConfigError, DeviceUnavailable, OutboxFull
+from gatewayd.mqtt_link import Message, MqttLink
+from gatewayd.outbox import Outbox
+from gatewayd.publisher import Publisher
+from gatewayd.scanners import build_scanner
+from gatewayd.stations import Stations, state_payload
+from gatewayd.systemd import Notifier
+
+__all__ = ["Gateway", "json_bytes"]
+
+log = logging.getLogger("gatewayd")
+
+STATUS_INTERVAL_S = 30.0
+PRUNE_INTERVAL_S = 600.0
+
+
+def json_bytes(value: Mapping[str, Any]) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+@dataclass
+class Counters:
+    reads: dict[str, int] = field(default_factory=dict)  # per scanner
+    captured: int = 0
+    suppressed: int = 0
+    refused: int = 0
+    step_commands: int = 0
+
+
+@dataclass
+class DeviceInfo:
+    state: str
+    detail: str
+    since: float
+
+
+class Gateway:
+    """The running gateway. ``scanners`` replaces the configured drivers (tests, demo)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        scanners: Mapping[str, Scanner] | None = None,
+        notifier: Notifier | None = None,
+    ) -> None:
+        self.settings = settings
+        self.root = settings.topic_root
+        self.notifier = notifier or Notifier()
+        self.clock = ClockSync()
+        self.decode_options = DecodeOptions.from_settings(settings.decode)
+        self.counters = Counters()
+        self.started_at = time.time()
+        self.devices: dict[str, DeviceInfo] = {}
+        self.alarms: dict[str, str] = {}
+        self._injected = dict(scanners or {})
+        self._tasks: list[asyncio.Task[None]] = []
+        self._background: set[asyncio.Task[None]] = set()
+        self.outbox: Outbox | None = None
+        self.stations: Stations | None = None
+        self.link: MqttLink | None = None
+        self.publisher: Publisher | None = None
+        # Extension points filled by the print subsystem.
+        self.commands: dict[str, Callable[[dict[str, Any]], Any]] = {}
+        self.on_connected_hooks: list[Callable[[], None]] = []
+        self.status_extras: list[Callable[[dict[str, Any]], None]] = []
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until ``stop`` is set, then shut down in order."""
+        s = self.settings
+        state_dir = s.gateway.state_dir
+        try:
+            state_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError([f"gateway.state_dir: cannot create {state_dir} ({exc.strerror})"]) from None
+        outbox = Outbox.open(state_dir / "outbox.sqlite3", s.outbox)
+        self.outbox = outbox
+        self.stations = Stations(s, load=outbox.get_meta, save=outbox.set_meta)
+        for sc in s.scanners:
+            self.devices[sc.id] = DeviceInfo("disconnected", "not opened yet", time.time())
+            self.counters.reads[sc.id] = 0
+        link = MqttLink(
+            settings=s.mqtt,
+            client_id=s.mqtt.client_id or f"gatewayd-{s.gateway.id}",
+            will_topic=f"{self.root}/status",
+            will_payload=json_bytes(self._status("offline", brief=True)),
+            subscriptions=[f"{self.root}/request/#"],
+            on_connected=self._on_connected,
+            on_ack=self._on_ack,
+            on_message=self._on_message,
+            max_inflight=s.outbox.inflight + 100,
+        )
+        self.link = link
+        publisher = Publisher(link=link, outbox=outbox, settings=s.outbox)
+        self.publisher = publisher
+        try:
+            async with link, publisher:
+                for sc in s.scanners:
+                    self._spawn(self._scanner_loop(sc), f"gatewayd[scanner {sc.id}].read")
+                self._spawn(self._housekeeping(), "gatewayd[outbox].housekeeping")
+                if self.notifier.watchdog_interval:
+                    self._spawn(self._watchdog(self.notifier.watchdog_interval), "gatewayd[systemd].watchdog")
+                await self._start_extensions()
+                log.info(
+                    "gatewayd %s started: gateway %s, %d station(s), %d scanner(s), outbox %s (last seq %d, %d undelivered)",
+                    __version__, s.gateway.id, len(s.stations), len(s.scanners), outbox.path,
+                    outbox.last_seq, outbox.stats().depth,
+                )
+                self.notifier.ready(self._status_line())
+                await stop.wait()
+                log.info("stopping: closing scanners")
+                self.notifier.stopping()
+                await self._stop_tasks()
+                await self._stop_extensions()
+                publisher.wake()
+                await self._settle(publisher, timeout=2.0)
+            # ``async with`` closed the publisher (last acks written) and the link; the
+            # link published ``offline`` first through ``close(final=...)`` below.
+        finally:
+            await self._stop_tasks()
+            outbox.close()
+            log.info("stopped")
+
+    async def _start_extensions(self) -> None:
+        """Hook for the print subsystem (started after MQTT is set up)."""
+
+    async def _stop_extensions(self) -> None:
+        """Hook for the print subsystem."""
+
+    async def _settle(self, publisher: Publisher, *, timeout: float) -> None:
+        # Give in-flight events a moment to be acknowledged, then say goodbye.
+        assert self.link is not None
+        deadline = time.monotonic() + timeout
+        while self.link.connected and publisher.inflight and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        await self.link.close(final=(f"{self.root}/status", json_bytes(self._status("offline"))))
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        self._tasks.append(asyncio.create_task(coro, name=name))
+
+    async def _stop_tasks(self) -> None:
+        tasks, self._tasks = self._tasks + list(self._background), []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    def background(self, coro: Any, name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # -- read path -------------------------------------------------------------------
+
+    def _scanner(self, sc: ScannerSettings) -> Scanner:
+        if sc.id in self._injected:
+            return self._injected[sc.id]
+        return build_scanner(sc, on_state=self.device_state)
+
+    async def _scanner_loop(self, sc: ScannerSettings) -> None:
+        backoff = Backoff(initial=1.0, maximum=60.0)
+        while True:
+            try:
+                scanner = self._scanner(sc)
+                async with scanner:
+                    async for read in scanner.reads():
+                        backoff.reset()
+                        self.handle_read(sc, read)
+                return  # a scanner whose reads end (a replay file) is done
+            except asyncio.CancelledError:
+                raise
+            except (ConfigError, DeviceUnavailable, OSError, ImportError) as exc:
+                detail = "; ".join(exc.problems) if isinstance(exc, ConfigError) else str(exc)
+                self.device_state(sc.id, DeviceState.ERROR, detail)
+            except Exception as exc:
+                log.exception("scanner %s: unexpected error", sc.id)
+                self.device_state(sc.id, DeviceState.ERROR, f"internal error: {exc!r}")
+            await asyncio.sleep(backoff.next_delay())
+
+    def handle_read(self, sc: ScannerSettings, read: RawRead) -> None:
+        """Decode, dedupe, tag and capture one read. Runs on the loop thread."""
+        assert self.stations is not None and self.outbox is not None
+        self.counters.reads[sc.id] = self.counters.reads.get(sc.id, 0) + 1
+        data = read.data
+        errors = list(read.errors)
+        command = self.stations.step_command(data)
+        if command is not None and command.step is not None:
+            self.counters.step_commands += 1
+            state = self.stations.set_step(sc.station, command.step, at=read.at)
+            log.info("station %s: step set to %s by a step command scanned on %s", sc.station, state.step, sc.id)
+            self._publish_station(sc.station)
+            return
+        if command is not None and command.error:
+            errors.append(command.error)
+        if not errors and self.stations.is_repeat(sc.station, data, read.monotonic):
+            self.counters.suppressed += 1
+            return
+        limit = self.settings.decode.max_read_bytes
+        if len(data) > limit:
+            errors.append(f"read of {len(data)} bytes cut to the first {limit}")
+            data = data[:limit]
+        scan = decode(data, symbology=read.symbology, options=self.decode_options, driver_errors=errors)
+        station = self.stations[sc.station]
+        synced = self.clock.synced()
+
+        def build(seq: int, event_id: str) -> bytes:
+            body: dict[str, Any] = {
+                "schema": "gatewayd.scan/1",
+                "event_id": event_id,
+                "seq": seq,
+                "gateway": self.settings.gateway.id,
+            }
+            if self.settings.gateway.site:
+                body["site"] = self.settings.gateway.site
+            body.update(
+                station=station.id,
+                step=station.step,
+                biz_step=station.biz_step,
+            )
+            if station.location:
+                body["read_point"] = station.location
+            body.update(scanner=sc.id, scanned_at=rfc3339(read.at), clock_synced=synced)
+            body.update(scan.payload_fields())
+            return json_bytes(body)
+
+        try:
+            self.outbox.capture(topic=f"{self.root}/scans/{station.id}", build=build, at=read.at)
+        except OutboxFull as exc:
+            self.counters.refused += 1
+            # Loud and complete: the journal keeps what the outbox could not.
+            log.error("REFUSED read from %s at %s (%s): raw=%r", sc.id, station.id, exc, scan.raw)
+            self._set_alarm("outbox_full", str(exc))
+            return
+        self.counters.captured += 1
+        assert self.publisher is not None
+        self.publisher.wake()
+
+    # -- device and station state ----------------------------------------------------
+
+    def device_state(self, device: str, state: DeviceState, detail: str) -> None:
+        old = self.devices.get(device)
+        if old is not None and old.state == state.value and old.detail == detail:
+            return
+        info = DeviceInfo(state.value, detail, time.time())
+        self.devices[device] = info
+        level = logging.INFO if state is DeviceState.CONNECTED else logging.WARNING
+        log.log(level, "device %s: %s%s", device, state.value, f" ({detail})" if detail else "")
+        self._publish_device(device)
+
+    def _publish_device(self, device: str) -> None:
+        info = self.devices[device]
+        self.publish_retained(
+            f"{self.root}/devices/{device}/state",
+            {"schema": "gatewayd.device/1", "device": device, "state": info.state,
+             "detail": info.detail, "since": rfc3339(info.since)},
+        )
+
+    def _publish_station(self, station_id: str) -> None:
+        assert self.stations is not None
+        self.publish_retained(f"{self.root}/stations/{station_id}/state", state_payload(self.stations[station_id]))
+
+    def publish_retained(self, topic: str, payload: Mapping[str, Any]) -> None:
+        if self.link is not None and self.link.connected:
+            self.link.publish(topic, json_bytes(payload), retain=True)
+        # While offline the retained state is re-published on the next connect.
+
+    def _set_alarm(self, name: str, detail: str | None) -> None:
+        if detail is None:
+            if self.alarms.pop(name, None) is not None:
+                log.warning("alarm cleared: %s", name)
+                self.publish_status()
+            return
+        if self.alarms.get(name) != detail:
+            if name not in self.alarms:
+                log.error("ALARM %s: %s", name, detail)
+            self.alarms[name] = detail
+            self.publish_status()
+
+    # -- status ----------------------------------------------------------------------
+
+    def _status(self, state: str, *, brief: bool = False) -> dict[str, Any]:
+        s = self.settings
+        body: dict[str, Any] = {
+            "schema": "gatewayd.status/1",
+            "state": state,
+            "gateway": s.gateway.id,
+            "version": __version__,
+            "started_at": rfc3339(self.started_at),
+        }
+        if s.gateway.site:
+            body["site"] = s.gateway.site
+        if brief:
+            return body
+        body["at"] = rfc3339(time.time())
+        body["clock_synced"] = self.clock.synced()
+        if self.stations is not None:
+            body["stations"] = {
+                st.id: {"step": st.step, "since": rfc3339(st.since)} for st in self.stations.all()
+            }
+        body["scanners"] = {
+            sc.id: self.devices[sc.id].state if sc.id in self.devices else "unknown" for sc in s.scanners
+        }
+        body["printers"] = {p.id: "unknown" for p in s.printers}
+        if self.outbox is not None:
+            st = self.outbox.stats()
+            body["outbox"] = {
+                "depth": st.depth,
+                "bytes": st.depth_bytes,
+                "last_seq": st.last_seq,
+                "oldest_undelivered_seq": st.oldest_undelivered_seq,
+                "oldest_undelivered_at": rfc3339(st.oldest_undelivered_at) if st.oldest_undelivered_at else None,
+                "first_retained_seq": st.first_retained_seq,
+                "full": st.full,
+                "refused": st.refused,
+            }
+        body["alarms"] = [{"alarm": k, "detail": v} for k, v in sorted(self.alarms.items())]
+        for extra in self.status_extras:
+            extra(body)
+        return body
+
+    def publish_status(self) -> None:
+        self.publish_retained(f"{self.root}/status", self._status("online"))
+
+    def _status_line(self) -> str:
+        assert self.outbox is not None
+        st = self.outbox.stats()
+        link = self.link
+        broker = f"connected to {link.broker}" if link and link.connected else "broker not connected"
+        return f"{broker}; outbox {st.depth} undelivered, last seq {st.last_seq}; {self.counters.captured} reads captured"
+
+    def rebirth(self) -> None:
+        """Re-publish every retained state (on connect and on ``request/rebirth``)."""
+        self.publish_status()
+        assert self.stations is not None
+        for st in self.stations.all():
+            self._publish_station(st.id)
+        for device in list(self.devices):
+            self._publish_device(device)
+        for hook in self.on_connected_hooks:
+            hook()
+
+    # -- MQTT callbacks --------------------------------------------------------------
+
+    def _on_connected(self) -> None:
+        self.rebirth()
+        self.notifier.status(self._status_line())
+        assert self.publisher is not None
+        self.publisher.on_connected()
+
+    def _on_ack(self, mid: int, ok: bool, reason: str) -> None:
+        assert self.publisher is not None and self.outbox is not None
+        self.publisher.on_ack(mid, ok, reason)
+        if "outbox_full" in self.alarms and not self.outbox.full:
+            self._set_alarm("outbox_full", None)
+
+    def _on_message(self, msg: Message) -> None:
+        from gatewayd.commands import handle_request
+
+        handle_request(self, msg)
+
+    # -- periodic work ---------------------------------------------------------------
+
+    async def _housekeeping(self) -> None:
+        assert self.outbox is not None
+        last_prune = 0.0
+        while True:
+            await asyncio.sleep(STATUS_INTERVAL_S)
+            if time.monotonic() - last_prune > PRUNE_INTERVAL_S:
+                last_prune = time.monotonic()
+                self.outbox.prune()
+            if not self.outbox.full:
+                self._set_alarm("outbox_full", None)
+            self.publish_status()
+            self.notifier.status(self._status_line())
+
+    async def _watchdog(self, interval: float) -> None:
+        while True:
+            self.notifier.watchdog()
+            await asyncio.sleep(interval)

@@ -1,0 +1,424 @@
+"""The MQTT connection: paho-mqtt driven by the asyncio loop, with broker failover.
+
+paho's socket callbacks hand its socket to the event loop (the aiomqtt approach), so
+every paho callback runs on the loop thread: no locks between MQTT and the outbox. Only
+the blocking TCP/TLS connect runs in a worker thread.
+
+Brokers are tried in configured order; after a failed round the link waits a capped,
+jittered delay. paho keeps QoS 1 messages it was handed and re-sends them after a
+reconnect, to whichever broker it reaches, in the order they were handed over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from drivers.backoff import Backoff
+from gatewayd.config import BrokerUrl, MqttSettings
+from gatewayd.errors import ConfigError
+
+__all__ = ["Message", "MqttLink"]
+
+log = logging.getLogger("gatewayd.mqtt")
+
+SESSION_EXPIRY_S = 7 * 24 * 3600  # broker keeps our subscriptions and queued requests a week
+
+
+class Message:
+    """An incoming message, with MQTT 5 response topic and correlation data when sent."""
+
+    __slots__ = ("correlation_data", "payload", "response_topic", "topic")
+
+    def __init__(
+        self, topic: str, payload: bytes, response_topic: str | None, correlation_data: bytes | None
+    ) -> None:
+        self.topic = topic
+        self.payload = payload
+        self.response_topic = response_topic
+        self.correlation_data = correlation_data
+
+
+class MqttLink:
+    """One logical MQTT session over a list of brokers.
+
+    ``on_connected`` runs on every (re)connect after CONNACK, ``on_ack(mid, ok, reason)``
+    for every PUBACK, ``on_message`` for every message on the subscribed filters.
+    """
+
+    def __init__(
+        self,
+        *,
+        settings: MqttSettings,
+        client_id: str,
+        will_topic: str,
+        will_payload: bytes,
+        subscriptions: list[str],
+        on_connected: Callable[[], None] = lambda: None,
+        on_disconnected: Callable[[], None] = lambda: None,
+        on_ack: Callable[[int, bool, str], None] = lambda mid, ok, reason: None,
+        on_message: Callable[[Message], None] = lambda msg: None,
+        max_inflight: int = 200,
+    ) -> None:
+        self.settings = settings
+        self.client_id = client_id
+        self._subscriptions = subscriptions
+        self._on_connected = on_connected
+        self._on_disconnected = on_disconnected
+        self._on_ack = on_ack
+        self._on_message = on_message
+        self.v5 = settings.protocol == 5
+        self.connected = False
+        self.broker: BrokerUrl | None = None
+        self.connected_since: float | None = None
+        self.last_error: str | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread = 0
+        self._task: asyncio.Task[None] | None = None
+        self._misc_task: asyncio.Task[None] | None = None
+        self._connack: asyncio.Future[ReasonCode] | None = None
+        self._lost = asyncio.Event()
+        self._closing = False
+        self._sock: socket.socket | None = None
+
+        client = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            protocol=MQTTProtocolVersion.MQTTv5 if self.v5 else MQTTProtocolVersion.MQTTv311,
+            clean_session=None if self.v5 else False,
+            reconnect_on_failure=False,
+        )
+        client.connect_timeout = 10.0
+        client.max_inflight_messages_set(max_inflight)
+        client.max_queued_messages_set(0)  # unbounded: the outbox window bounds what we hand in
+        client.will_set(will_topic, will_payload, qos=1, retain=True)
+        if settings.username:
+            client.username_pw_set(settings.username, _read_password(settings.password_file))
+        self._tls = any(b.tls for b in settings.brokers)
+        if self._tls:
+            client.tls_set_context(_tls_context(settings))
+        client.on_connect = self._handle_connect
+        client.on_disconnect = self._handle_disconnect
+        client.on_publish = self._handle_publish
+        client.on_message = self._handle_message
+        client.on_socket_open = self._socket_open
+        client.on_socket_close = self._socket_close
+        client.on_socket_register_write = self._socket_register_write
+        client.on_socket_unregister_write = self._socket_unregister_write
+        self.client = client
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        self._task = asyncio.create_task(self._supervise(), name="gatewayd[mqtt].connect")
+        self._misc_task = asyncio.create_task(self._misc(), name="gatewayd[mqtt].keepalive")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self, *, final: tuple[str, bytes] | None = None, timeout: float = 3.0) -> None:
+        """Publish ``final`` (the offline status) if connected, wait for its ack, disconnect."""
+        self._closing = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if final is not None and self.connected:
+            info = self.client.publish(final[0], final[1], qos=1, retain=True)
+            deadline = time.monotonic() + timeout
+            while self.connected and not info.is_published() and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+        if self.connected or self._sock is not None:
+            self.client.disconnect()
+            deadline = time.monotonic() + 1.0
+            while self._sock is not None and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+        if self._misc_task is not None:
+            self._misc_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._misc_task
+            self._misc_task = None
+        if self._sock is not None:
+            self._socket_close(self.client, None, self._sock)
+
+    # -- publishing ------------------------------------------------------------------
+
+    def publish(
+        self,
+        topic: str,
+        payload: bytes,
+        *,
+        retain: bool = False,
+        correlation_data: bytes | None = None,
+        user_properties: list[tuple[str, str]] | None = None,
+    ) -> int:
+        """Hand a QoS 1 message to paho; returns its message id (acked via ``on_ack``)."""
+        props = None
+        if self.v5 and (correlation_data is not None or user_properties):
+            props = Properties(PacketTypes.PUBLISH)
+            if correlation_data is not None:
+                props.CorrelationData = correlation_data
+            if user_properties:
+                props.UserProperty = user_properties
+        info = self.client.publish(topic, payload, qos=1, retain=retain, properties=props)
+        if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
+            raise RuntimeError(f"MQTT publish to {topic} failed: {paho.error_string(info.rc)}")
+        return int(info.mid)
+
+    def inflight(self) -> int:
+        return len(self.client._out_messages)  # paho exposes no public count
+
+    # -- connection supervision ------------------------------------------------------
+
+    async def _supervise(self) -> None:
+        backoff = Backoff(
+            initial=self.settings.reconnect_min_s, maximum=self.settings.reconnect_max_s
+        )
+        brokers = self.settings.brokers
+        while not self._closing:
+            for broker in brokers:
+                if await self._try(broker):
+                    backoff.reset()
+                    self._lost.clear()
+                    await self._lost.wait()
+                    break  # after a loss start again from the first (preferred) broker
+            else:
+                delay = backoff.next_delay()
+                log.info("mqtt: no broker reachable; next attempt in %.1f s", delay)
+                await asyncio.sleep(delay)
+
+    async def _try(self, broker: BrokerUrl) -> bool:
+        loop = asyncio.get_running_loop()
+        self._connack = loop.create_future()
+        kwargs: dict[str, Any] = {}
+        if self.v5:
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = SESSION_EXPIRY_S
+            kwargs = {"clean_start": False, "properties": props}
+        if self._tls:
+            # One client serves the whole broker list; paho has no per-connect TLS switch,
+            # so a list mixing mqtt:// and mqtts:// flips its flag before each attempt.
+            self.client._ssl = broker.tls
+        log.debug("mqtt: connecting to %s", broker)
+        try:
+            await asyncio.to_thread(
+                self.client.connect,
+                broker.host,
+                broker.port,
+                keepalive=self.settings.keepalive,
+                **kwargs,
+            )
+            reason = await asyncio.wait_for(self._connack, timeout=15)
+        except (OSError, ssl.SSLError, TimeoutError, ValueError) as exc:
+            self._note_failure(broker, _describe(exc))
+            self._drop_socket()
+            return False
+        if reason.is_failure:
+            self._note_failure(broker, f"broker refused the connection: {reason}")
+            self._drop_socket()
+            return False
+        self.broker = broker
+        return True
+
+    def _note_failure(self, broker: BrokerUrl, detail: str) -> None:
+        message = f"cannot connect to {broker}: {detail}"
+        if message != self.last_error:
+            log.warning("mqtt: %s", message)
+        self.last_error = message
+
+    def _drop_socket(self) -> None:
+        with contextlib.suppress(Exception):
+            self.client.disconnect()
+        if self._sock is not None:
+            self._socket_close(self.client, None, self._sock)
+
+    async def _misc(self) -> None:
+        # Keepalive pings and ack timeouts: paho needs loop_misc() about once a second.
+        while True:
+            await asyncio.sleep(1.0)
+            if self._sock is not None:
+                self.client.loop_misc()
+
+    # -- paho callbacks (loop thread) ------------------------------------------------
+
+    def _handle_connect(
+        self,
+        client: paho.Client,
+        userdata: Any,
+        flags: Any,
+        reason: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        if self._connack is not None and not self._connack.done():
+            self._connack.set_result(reason)
+        if reason.is_failure:
+            return
+        self.connected = True
+        self.connected_since = time.time()
+        self.last_error = None
+        broker = f"{client.host}:{client.port}"
+        log.info("mqtt: connected to %s as %s (MQTT %s)", broker, self.client_id, "5" if self.v5 else "3.1.1")
+        for topic in self._subscriptions:
+            client.subscribe(topic, qos=1)
+        self._on_connected()
+
+    def _handle_disconnect(
+        self,
+        client: paho.Client,
+        userdata: Any,
+        flags: Any,
+        reason: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        was = self.connected
+        self.connected = False
+        if was:
+            if self._closing:
+                log.info("mqtt: disconnected")
+            else:
+                log.warning("mqtt: connection to %s:%s lost (%s)", client.host, client.port, reason)
+            self._on_disconnected()
+        self._lost.set()
+
+    def _handle_publish(
+        self, client: paho.Client, userdata: Any, mid: int, reason: ReasonCode, properties: Properties
+    ) -> None:
+        self._on_ack(mid, not reason.is_failure, str(reason))
+
+    def _handle_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
+        response_topic = None
+        correlation = None
+        props = getattr(msg, "properties", None)
+        if props is not None:
+            response_topic = getattr(props, "ResponseTopic", None)
+            correlation = getattr(props, "CorrelationData", None)
+        try:
+            self._on_message(Message(msg.topic, bytes(msg.payload), response_topic, correlation))
+        except Exception:
+            log.exception("mqtt: error handling message on %s", msg.topic)
+
+    # -- socket plumbing -------------------------------------------------------------
+
+    def _in_loop(self, fn: Callable[[], None]) -> None:
+        assert self._loop is not None
+        if threading.get_ident() == self._loop_thread:
+            fn()
+        else:
+            self._loop.call_soon_threadsafe(fn)
+
+    def _socket_open(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        def attach() -> None:
+            assert self._loop is not None
+            self._sock = sock
+            with contextlib.suppress(OSError, ValueError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self._loop.add_reader(sock, self._readable, sock)
+
+        self._in_loop(attach)
+
+    def _readable(self, sock: Any) -> None:
+        if sock is not self._sock:
+            return
+        self.client.loop_read()
+        # TLS may hold decrypted bytes the selector cannot see.
+        while self._sock is sock and isinstance(sock, ssl.SSLSocket) and sock.pending():
+            self.client.loop_read()
+
+    def _socket_close(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        def detach() -> None:
+            assert self._loop is not None
+            with contextlib.suppress(ValueError, OSError):
+                self._loop.remove_reader(sock)
+                self._loop.remove_writer(sock)
+            if self._sock is sock:
+                self._sock = None
+
+        self._in_loop(detach)
+
+    def _socket_register_write(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        def register() -> None:
+            assert self._loop is not None
+            with contextlib.suppress(ValueError, OSError):
+                self._loop.add_writer(sock, self._writable, sock)
+
+        self._in_loop(register)
+
+    def _writable(self, sock: Any) -> None:
+        if sock is self._sock or self._sock is None:
+            self.client.loop_write()
+
+    def _socket_unregister_write(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        def unregister() -> None:
+            assert self._loop is not None
+            with contextlib.suppress(ValueError, OSError):
+                self._loop.remove_writer(sock)
+
+        self._in_loop(unregister)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"TLS certificate rejected ({exc.verify_message})"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS error ({exc.reason or exc})"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    if isinstance(exc, socket.gaierror):
+        return f"cannot resolve host ({exc.strerror})"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
+
+def _read_password(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        return path.read_text(encoding="utf-8").rstrip("\r\n")
+    except OSError as exc:
+        raise ConfigError([f"mqtt.password_file: cannot read {path} ({exc.strerror})"]) from None
+
+
+def _tls_context(settings: MqttSettings) -> ssl.SSLContext:
+    problems: list[str] = []
+    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    if settings.ca_file:
+        try:
+            ctx.load_verify_locations(cafile=str(settings.ca_file))
+        except (OSError, ssl.SSLError) as exc:
+            problems.append(f"mqtt.ca_file: cannot load {settings.ca_file} ({exc})")
+    if settings.cert_file and settings.key_file:
+        try:
+            ctx.load_cert_chain(str(settings.cert_file), str(settings.key_file))
+        except (OSError, ssl.SSLError) as exc:
+            problems.append(f"mqtt.cert_file: cannot load {settings.cert_file} / {settings.key_file} ({exc})")
+    if problems:
+        raise ConfigError(problems)
+    return ctx

@@ -1,0 +1,162 @@
+"""The publisher: drains the outbox to the broker in ``seq`` order, at least once.
+
+It hands at most ``outbox.inflight`` unacknowledged events to the MQTT link at a time, so
+status and command responses are never queued behind a backlog of thousands, and paces a
+backlog with a token bucket (``outbox.drain_rate`` events per second). Events are marked
+delivered only when their PUBACK arrives; the marks are written in small batches, which
+is safe because a lost mark only means a redelivery with the same ``event_id`` and ``seq``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from types import TracebackType
+from typing import Self
+
+from gatewayd.config import OutboxSettings
+from gatewayd.mqtt_link import MqttLink
+from gatewayd.outbox import Outbox
+
+__all__ = ["Publisher", "TokenBucket"]
+
+log = logging.getLogger("gatewayd.publisher")
+
+ACK_FLUSH_S = 0.05
+ACK_FLUSH_MAX = 1000
+
+
+class TokenBucket:
+    """``rate`` tokens per second, bursting up to ``burst``; rate 0 means unlimited."""
+
+    def __init__(self, *, rate: float, burst: float) -> None:
+        self.rate = rate
+        self.burst = max(burst, 1.0)
+        self._tokens = self.burst
+        self._at = time.monotonic()
+
+    def take(self, wanted: int) -> int:
+        """Take up to ``wanted`` tokens now; returns how many were granted."""
+        if self.rate <= 0:
+            return wanted
+        now = time.monotonic()
+        self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+        self._at = now
+        granted = min(wanted, int(self._tokens))
+        self._tokens -= granted
+        return granted
+
+    def wait_time(self) -> float:
+        if self.rate <= 0:
+            return 0.0
+        return max(0.0, (1.0 - self._tokens) / self.rate)
+
+
+class Publisher:
+    """``async with Publisher(...)``: runs ``gatewayd[outbox].drain`` and ack flushing."""
+
+    def __init__(self, *, link: MqttLink, outbox: Outbox, settings: OutboxSettings) -> None:
+        self.link = link
+        self.outbox = outbox
+        self.settings = settings
+        self.bucket = TokenBucket(rate=settings.drain_rate, burst=max(settings.drain_rate / 10, settings.inflight))
+        self._wake = asyncio.Event()
+        self._inflight: dict[int, int] = {}  # paho mid -> seq
+        self._acked: list[int] = []
+        self._cursor = 0  # highest seq handed to the link in this process
+        self._tasks: list[asyncio.Task[None]] = []
+        self.published = 0
+        self.delivered = 0
+        self.rejected = 0
+        self._retry_from: int | None = None
+
+    async def __aenter__(self) -> Self:
+        first = self.outbox.first_undelivered_seq()
+        self._cursor = (first - 1) if first is not None else self.outbox.last_seq
+        self._tasks = [
+            asyncio.create_task(self._drain(), name="gatewayd[outbox].drain"),
+            asyncio.create_task(self._flush_acks(), name="gatewayd[outbox].acks"),
+        ]
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._write_acks()
+
+    def wake(self) -> None:
+        """Something changed: a new capture, a reconnect, or free room in the window."""
+        self._wake.set()
+
+    def on_ack(self, mid: int, ok: bool, reason: str) -> None:
+        seq = self._inflight.pop(mid, None)
+        if seq is None:
+            return  # a status or response message
+        if ok:
+            self._acked.append(seq)
+            self.delivered += 1
+            if len(self._acked) >= ACK_FLUSH_MAX:
+                self._write_acks()
+        else:
+            # The broker refused it (MQTT 5 reason code). Keep it undelivered; it is sent
+            # again from the outbox after the next reconnect or restart.
+            self.rejected += 1
+            self._retry_from = seq if self._retry_from is None else min(seq, self._retry_from)
+            log.error("mqtt: broker refused event seq %d: %s", seq, reason)
+        self._wake.set()
+
+    def on_connected(self) -> None:
+        # paho re-sends what it was handed before the connection dropped; events the
+        # broker refused are handed over again from the outbox, from the oldest one on.
+        if self._retry_from is not None:
+            self._cursor = min(self._cursor, self._retry_from - 1)
+            self._retry_from = None
+        self._wake.set()
+
+    @property
+    def inflight(self) -> int:
+        return len(self._inflight)
+
+    def _write_acks(self) -> None:
+        if not self._acked:
+            return
+        acked, self._acked = self._acked, []
+        self.outbox.mark_delivered(acked)
+
+    async def _flush_acks(self) -> None:
+        while True:
+            await asyncio.sleep(ACK_FLUSH_S)
+            self._write_acks()
+
+    async def _drain(self) -> None:
+        window = self.settings.inflight
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self.link.connected:
+                room = window - len(self._inflight)
+                if room <= 0:
+                    break  # woken again by the next ack
+                events = self.outbox.pending(after_seq=self._cursor, limit=room)
+                if not events:
+                    break
+                granted = self.bucket.take(len(events))
+                for event in events[:granted]:
+                    mid = self.link.publish(event.topic, event.payload)
+                    self._inflight[mid] = event.seq
+                    self._cursor = event.seq
+                    self.published += 1
+                if granted < len(events):
+                    await asyncio.sleep(max(self.bucket.wait_time(), 0.001))
+                # Let acks, requests and status in between batches.
+                await asyncio.sleep(0)
