@@ -41,7 +41,9 @@ fills no typed field), so a consumer that uses only the typed fields never picks
 misread. Problems are listed in ``errors``: bad check digits (GTIN, SSCC, GLN), bad dates,
 values longer than the AI allows (the usual trace of a missing GS before the next AI),
 invalid characters, unknown AIs and repeated AIs. A read with errors whose first AI is
-known is still kind ``"gs1"``.
+known is still kind ``"gs1"``. A read longer than :data:`MAX_DECODE_CHARS` is kept in
+``raw`` but not parsed, and at most :data:`MAX_ERRORS` errors are listed, so every payload
+stays bounded.
 
 Known limit: a missing GS after a variable-length value is only detectable when the
 concatenation exceeds the AI's maximum length or breaks its character set; a short lot
@@ -52,6 +54,7 @@ which is why GS1 requires the separator (GS1 General Specifications 7.8.5).
 from __future__ import annotations
 
 import calendar
+import dataclasses
 import datetime as dt
 import functools
 import re
@@ -75,6 +78,7 @@ if TYPE_CHECKING:
 __all__ = [
     "GS",
     "MAX_DECODE_CHARS",
+    "MAX_ERRORS",
     "DecodeOptions",
     "Kind",
     "Scan",
@@ -90,6 +94,9 @@ GS = "\x1d"
 MAX_DECODE_CHARS = 8192
 """Longer reads are kept in ``raw`` but not parsed. The largest barcode payloads (QR Code:
 7089 digits; DataMatrix: 3116) fit; anything longer is not one barcode."""
+
+MAX_ERRORS = 20
+"""At most this many errors are listed per scan; the last one says how many were left out."""
 
 NOT_RECOGNISED = "not a GS1 element string, Digital Link or site lot id"
 
@@ -107,13 +114,9 @@ _GTIN_SYMBOLOGIES: Mapping[str, frozenset[int]] = MappingProxyType(
     {"]E0": frozenset({12, 13}), "]E4": frozenset({8}), "]I1": frozenset({14})}
 )
 # GS1 General Specifications figure 7.11-1: the 82 characters allowed in "X" fields.
-_CSET82 = frozenset(
-    "!\"%&'()*+,-./0123456789:;<=>?ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz"
-)
+_CSET82 = frozenset("!\"%&'()*+,-./0123456789:;<=>?ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz")
 # AIs whose value starts with a YYMMDD date (GS1 General Specifications 3.4 and 3.9).
-_DATE_AIS = frozenset(
-    {"11", "12", "13", "15", "16", "17", "4324", "4325", "4326", "7003", "7006", "7007", "8008"}
-)
+_DATE_AIS = frozenset({"11", "12", "13", "15", "16", "17", "4324", "4325", "4326", "7003", "7006", "7007", "8008"})
 _CLIP = 60
 
 
@@ -220,20 +223,23 @@ def decode(
     try:
         raw = _text(data, errors)
         sym, message = _symbology(raw, symbology, errors)
-        return _classify(raw, sym, message, options, errors)
+        scan = _classify(raw, sym, message, options, errors)
     except Exception as exc:  # a decoder bug must not lose the read
         errors.append(f"internal decode error: {type(exc).__name__}: {exc}")
-        return Scan(raw=raw, symbology=sym, kind="unknown", ai={}, errors=tuple(errors))
+        scan = Scan(raw=raw, symbology=sym, kind="unknown", ai={}, errors=tuple(errors))
+    if len(scan.errors) > MAX_ERRORS:
+        # Every payload is bounded (DESIGN "Security rules"); raw still has everything.
+        more = len(scan.errors) - (MAX_ERRORS - 1)
+        listed = (*scan.errors[: MAX_ERRORS - 1], f"{more} more errors not listed")
+        scan = dataclasses.replace(scan, errors=listed)
+    return scan
 
 
 def _text(data: bytes, errors: list[str]) -> str:
     try:
         return bytes(data).decode("utf-8")
     except UnicodeDecodeError as exc:
-        errors.append(
-            f"invalid UTF-8 at byte {exc.start} ({exc.reason}); "
-            "undecodable bytes are shown as \\xNN in raw"
-        )
+        errors.append(f"invalid UTF-8 at byte {exc.start} ({exc.reason}); undecodable bytes are shown as \\xNN in raw")
         return bytes(data).decode("utf-8", errors="backslashreplace")
 
 
@@ -251,16 +257,12 @@ def _symbology(raw: str, given: str | None, errors: list[str]) -> tuple[str | No
     return m.group(), raw[m.end() :]
 
 
-def _classify(
-    raw: str, sym: str | None, message: str, options: DecodeOptions, errors: list[str]
-) -> Scan:
+def _classify(raw: str, sym: str | None, message: str, options: DecodeOptions, errors: list[str]) -> Scan:
     def unknown(*reasons: str) -> Scan:
         return Scan(raw=raw, symbology=sym, kind="unknown", ai={}, errors=(*errors, *reasons))
 
     if not message:
-        return unknown(
-            f"empty read after the symbology identifier {sym!r}" if sym else "empty read"
-        )
+        return unknown(f"empty read after the symbology identifier {sym!r}" if sym else "empty read")
     if len(message) > MAX_DECODE_CHARS:
         return unknown(
             f"read is {len(message)} characters, more than the {MAX_DECODE_CHARS} "
@@ -290,10 +292,7 @@ def _classify(
     if options.lot_pattern is None:
         why = "no GS1 symbology identifier, and no lot_pattern is configured"
     else:
-        why = (
-            "no GS1 symbology identifier, and it does not match "
-            f"lot_pattern {options.lot_pattern.pattern!r}"
-        )
+        why = f"no GS1 symbology identifier, and it does not match lot_pattern {options.lot_pattern.pattern!r}"
     return unknown(f"{NOT_RECOGNISED}: {why}")
 
 
@@ -403,10 +402,7 @@ def _value_problems(code: str, value: str, *, today: dt.date) -> list[str]:
     kind = _check_digit_kind(code)
     if kind is not None and not _check_digit_ok(value):
         expected = gs1_standard_check_digit(value[:-1])
-        problems.append(
-            f"AI {code}: invalid {kind} check digit in {value!r}: "
-            f"expected {expected}, got {value[-1]}"
-        )
+        problems.append(f"AI {code}: invalid {kind} check digit in {value!r}: expected {expected}, got {value[-1]}")
     if code in _DATE_AIS:
         try:
             _gs1_date(value[:6], today=today)
@@ -429,10 +425,7 @@ def _format_problem(ai: GS1ApplicationIdentifier, value: str) -> str:
     code = ai.ai
     fixed, maximum = _length_limits(ai)
     if fixed is not None and len(value) < fixed:
-        return (
-            f"AI {code}: {value!r} is {len(value)} characters, "
-            f"expected {fixed} (format {ai.format})"
-        )
+        return f"AI {code}: {value!r} is {len(value)} characters, expected {fixed} (format {ai.format})"
     if maximum is not None and len(value) > maximum:
         return (
             f"AI {code}: {_clip(value)} is {len(value)} characters, longer than the maximum "
@@ -493,10 +486,7 @@ def _build(
         if code in ai:
             if ai[code] != value:
                 # GS1 General Specifications 4.14.1: repeated AIs must carry the same value.
-                problems.append(
-                    f"AI {code}: appears twice with different values "
-                    f"{_clip(ai[code])} and {_clip(value)}"
-                )
+                problems.append(f"AI {code}: appears twice with different values {_clip(ai[code])} and {_clip(value)}")
                 conflicting.add(code)
             continue
         ai[code] = value

@@ -13,6 +13,7 @@ import pytest
 from gatewayd.config import DecodeSettings
 from gatewayd.decode import (
     MAX_DECODE_CHARS,
+    MAX_ERRORS,
     DecodeOptions,
     Scan,
     _gs1_date,
@@ -541,10 +542,7 @@ CASES = [
         DecodeOptions(),
         fields(
             "https://example.com/about",
-            errors=[
-                "not a GS1 Digital Link URI: "
-                "Expected a primary identifier in the path, got '/about'."
-            ],
+            errors=["not a GS1 Digital Link URI: Expected a primary identifier in the path, got '/about'."],
         ),
         id="a url that is not a digital link",
     ),
@@ -609,9 +607,7 @@ CASES = [
         b"010950600013435210ABC",
         None,
         DecodeOptions(),
-        fields(
-            "010950600013435210ABC", kind="gs1", gtin=GTIN, lot="ABC", ai={"01": GTIN, "10": "ABC"}
-        ),
+        fields("010950600013435210ABC", kind="gs1", gtin=GTIN, lot="ABC", ai={"01": GTIN, "10": "ABC"}),
         id="no identifier: 01 + valid gtin is unambiguous",
     ),
     pytest.param(
@@ -716,8 +712,7 @@ CASES = [
             kind="gs1",
             ai={"10": "AB\\xffC"},
             errors=[
-                "invalid UTF-8 at byte 7 (invalid start byte); "
-                "undecodable bytes are shown as \\xNN in raw",
+                "invalid UTF-8 at byte 7 (invalid start byte); undecodable bytes are shown as \\xNN in raw",
                 "AI 10: invalid character '\\\\' at position 2 in 'AB\\\\xffC'",
             ],
         ),
@@ -743,8 +738,7 @@ CASES = [
         fields(
             "\x00\\xfe\r\n",
             errors=[
-                "invalid UTF-8 at byte 1 (invalid start byte); "
-                "undecodable bytes are shown as \\xNN in raw",
+                "invalid UTF-8 at byte 1 (invalid start byte); undecodable bytes are shown as \\xNN in raw",
                 NOT_RECOGNISED,
             ],
         ),
@@ -775,9 +769,7 @@ CASES = [
 
 
 @pytest.mark.parametrize(("data", "symbology", "options", "expected"), CASES)
-def test_decode(
-    data: bytes | str, symbology: str | None, options: DecodeOptions, expected: dict[str, Any]
-) -> None:
+def test_decode(data: bytes | str, symbology: str | None, options: DecodeOptions, expected: dict[str, Any]) -> None:
     raw_bytes = data.encode() if isinstance(data, str) else data
     scan = decode(raw_bytes, symbology=symbology, options=options)
     assert scan.payload_fields() == expected
@@ -803,6 +795,17 @@ def test_huge_read_is_kept_but_not_parsed() -> None:
             "any barcode holds; kept in raw, not decoded"
         ],
     )
+
+
+def test_errors_are_bounded() -> None:
+    data = b"]C1" + b"".join(b"10L%d\x1d" % i for i in range(100))
+    scan = decode(data, driver_errors=["first"])
+    assert scan.lot is None
+    assert scan.ai == {"10": "L0"}
+    assert len(scan.errors) == MAX_ERRORS
+    assert scan.errors[0] == "first"
+    assert scan.errors[1] == "AI 10: appears twice with different values 'L0' and 'L1'"
+    assert scan.errors[-1] == f"{1 + 99 - (MAX_ERRORS - 1)} more errors not listed"
 
 
 def test_payload_fields_order_and_json() -> None:
@@ -842,9 +845,7 @@ def test_options_from_settings() -> None:
 def test_options_from_settings_rejects_a_bad_pattern() -> None:
     with pytest.raises(ConfigError) as info:
         DecodeOptions.from_settings(DecodeSettings(lot_pattern="(unclosed"))
-    assert info.value.problems[0].startswith(
-        "decode.lot_pattern: invalid regular expression '(unclosed': "
-    )
+    assert info.value.problems[0].startswith("decode.lot_pattern: invalid regular expression '(unclosed': ")
 
 
 @pytest.mark.parametrize(
