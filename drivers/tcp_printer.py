@@ -1,0 +1,102 @@
+"""A network label printer on its raw TCP port (9100 on Zebra and most ESC/POS printers)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from types import TracebackType
+from typing import Self
+
+from drivers.base import DeviceUnavailable
+from drivers.printer_transport import StreamLink, read_answer
+
+__all__ = ["TcpPrinter"]
+
+
+class TcpPrinter:
+    """Raw TCP printing: ``async with TcpPrinter(id=..., host=...) as t: await t.send(zpl)``.
+
+    The connection is opened on first use and opened again after a failure, so one
+    instance lives as long as the printer is configured. Every connect, write and read is
+    bounded by ``timeout``; a printer that refuses, resets or stops reading raises
+    :class:`DeviceUnavailable` saying so.
+    """
+
+    def __init__(self, *, id: str, host: str, port: int = 9100, timeout: float = 10.0) -> None:
+        if not 1 <= port <= 65535:
+            raise ValueError(f"TCP printer {id!r}: port {port} is outside 1-65535")
+        if timeout <= 0:
+            raise ValueError(f"TCP printer {id!r}: timeout must be > 0 s, got {timeout}")
+        self.id = id
+        self.host = host
+        self.port = port
+        self.timeout = timeout
+        self._link: StreamLink | None = None
+        self._lock = asyncio.Lock()
+
+    def __repr__(self) -> str:
+        return f"TcpPrinter(id={self.id!r}, host={self.host!r}, port={self.port})"
+
+    @property
+    def _where(self) -> str:
+        return f"printer {self.id} at {self.host}:{self.port}"
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        link, self._link = self._link, None
+        if link is not None:
+            await link.close(timeout=min(self.timeout, 2.0))
+
+    async def _connected(self) -> StreamLink:
+        if self._link is not None and self._link.usable:
+            return self._link
+        await self.close()
+        loop = asyncio.get_running_loop()
+        link = StreamLink(self._where)
+        try:
+            async with asyncio.timeout(self.timeout):
+                transport, _ = await loop.create_connection(lambda: link, self.host, self.port)
+        except TimeoutError:
+            raise DeviceUnavailable(
+                f"{self._where}: no connection within {self.timeout:g} s "
+                "(is it powered on and on the network?)"
+            ) from None
+        except OSError as exc:
+            raise DeviceUnavailable(f"{self._where}: cannot connect ({exc})") from exc
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        self._link = link
+        return link
+
+    async def send(self, data: bytes) -> None:
+        """Write every byte of ``data`` or raise :class:`DeviceUnavailable`."""
+        async with self._lock:
+            link = await self._connected()
+            try:
+                await link.write(data, timeout=self.timeout)
+            except DeviceUnavailable:
+                await self.close()
+                raise
+
+    async def query(self, data: bytes, *, timeout: float) -> bytes:
+        """Send a status request; the answer, or ``b""`` if the printer stayed silent."""
+        async with self._lock:
+            link = await self._connected()
+            link.drop_stale()
+            try:
+                await link.write(data, timeout=self.timeout)
+                return await read_answer(link.read, data, timeout=timeout)
+            except DeviceUnavailable:
+                await self.close()
+                raise
