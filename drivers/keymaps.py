@@ -475,7 +475,7 @@ class KeyTranslator:
             if code in _KEYPAD_DIGITS:
                 self._alt_code.append(_KEYPAD_DIGITS[code])
                 return None
-            self._unmapped(code, "Alt+")
+            self._add(self._unmapped(code, "Alt+"))
             return None
         if code in self._terminators:
             return self._complete()
