@@ -84,6 +84,7 @@ class MqttLink:
         self._on_message = on_message
         self.v5 = settings.protocol == 5
         self.connected = False
+        self.subscribed = False  # the request subscription is acknowledged
         self.broker: BrokerUrl | None = None
         self.connected_since: float | None = None
         self.last_error: str | None = None
@@ -116,6 +117,7 @@ class MqttLink:
         client.on_disconnect = self._handle_disconnect
         client.on_publish = self._handle_publish
         client.on_message = self._handle_message
+        client.on_subscribe = self._handle_subscribe
         client.on_socket_open = self._socket_open
         client.on_socket_close = self._socket_close
         client.on_socket_register_write = self._socket_register_write
@@ -296,6 +298,7 @@ class MqttLink:
     ) -> None:
         was = self.connected
         self.connected = False
+        self.subscribed = False
         if was:
             if self._closing:
                 log.info("mqtt: disconnected")
@@ -303,6 +306,15 @@ class MqttLink:
                 log.warning("mqtt: connection to %s:%s lost (%s)", client.host, client.port, reason)
             self._on_disconnected()
         self._lost.set()
+
+    def _handle_subscribe(
+        self, client: paho.Client, userdata: Any, mid: int, reasons: list[ReasonCode], properties: Properties | None
+    ) -> None:
+        failed = [str(r) for r in reasons if r.is_failure]
+        if failed:
+            log.error("mqtt: broker refused the request subscription: %s", ", ".join(failed))
+        else:
+            self.subscribed = True
 
     def _handle_publish(
         self, client: paho.Client, userdata: Any, mid: int, reason: ReasonCode, properties: Properties
