@@ -1,0 +1,215 @@
+"""Serial scanners: RS-232, and USB scanners in CDC-ACM / USB-serial mode (``/dev/ttyACM0``).
+
+The port is read through pyserial-asyncio-fast and cut into reads by a
+:class:`~drivers.framing.Framer` (terminator or STX/ETX, as the scanner's suffix is set).
+An unplugged cable shows up as a read error or end of stream on the port; the scanner then
+reports ``disconnected`` (with the reason in plain words), reopens the port with a capped,
+jittered backoff, reports ``connected`` and goes on delivering reads through the same
+``reads()`` iterator. Configure the port by a stable name (``/dev/serial/by-id/...``) so
+the reopen finds the scanner even if the kernel numbers it differently when it comes back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import os
+import time
+from collections.abc import AsyncIterator
+from types import TracebackType
+from typing import Self
+
+import serial
+import serial_asyncio_fast
+
+from drivers.backoff import Backoff
+from drivers.base import DeviceState, RawRead, StateListener, ignore_state
+from drivers.framing import Framer, ReadQueue, StateReporter, read_frames
+
+__all__ = ["SerialScanner", "describe_os_error"]
+
+_log = logging.getLogger(__name__)
+
+_READ_SIZE = 4096
+_CLOSE_TIMEOUT = 5.0  # closing a port that hangs must not hang shutdown
+_BYTESIZES = (5, 6, 7, 8)
+_PARITIES = ("N", "E", "O", "M", "S")
+_STOPBITS = (1, 1.5, 2)
+
+
+def describe_os_error(exc: BaseException) -> str:
+    """The plain-words reason behind an I/O error: ``"No such file or directory"``.
+
+    pyserial wraps the operating system's error in a :class:`serial.SerialException` whose
+    text repeats the port twice; the errno of the original error says it better.
+    """
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno:
+            return os.strerror(seen.errno)
+        seen = seen.__cause__ or seen.__context__
+    if isinstance(exc, serial.SerialException) and "returned no data" in str(exc):
+        # pyserial's words when the port is readable but empty: the other end hung up.
+        return "the port hung up"
+    return str(exc) or type(exc).__name__
+
+
+class SerialScanner:
+    """A scanner on a serial port. ``async with scanner:`` then ``async for read in reads()``.
+
+    ``char_timeout``: after this many seconds without a byte, a read whose terminator has
+    not come is delivered anyway, marked partial (``None``: wait for the terminator).
+    """
+
+    def __init__(
+        self,
+        *,
+        id: str,
+        port: str,
+        baudrate: int = 9600,
+        bytesize: int = 8,
+        parity: str = "N",
+        stopbits: float = 1,
+        terminator: bytes = b"\r",
+        stx_etx: bool = False,
+        char_timeout: float | None = 0.2,
+        max_length: int = 4096,
+        on_state: StateListener = ignore_state,
+        backoff: Backoff | None = None,
+    ) -> None:
+        if baudrate <= 0:
+            raise ValueError(f"serial scanner {id}: baudrate must be positive, got {baudrate}")
+        if bytesize not in _BYTESIZES:
+            raise ValueError(f"serial scanner {id}: bytesize must be 5, 6, 7 or 8, got {bytesize}")
+        if parity not in _PARITIES:
+            raise ValueError(
+                f"serial scanner {id}: parity must be one of N, E, O, M, S, got {parity!r}"
+            )
+        if stopbits not in _STOPBITS:
+            raise ValueError(f"serial scanner {id}: stopbits must be 1, 1.5 or 2, got {stopbits}")
+        if char_timeout is not None and char_timeout <= 0:
+            raise ValueError(
+                f"serial scanner {id}: char_timeout must be positive or None, got {char_timeout}"
+            )
+        self.id = id
+        self.port = port
+        self.baudrate = baudrate
+        self.bytesize = bytesize
+        self.parity = parity
+        self.stopbits = stopbits
+        self.char_timeout = char_timeout
+        self.terminator = terminator
+        self.stx_etx = stx_etx
+        self.max_length = max_length
+        # Built once now so a bad terminator fails here, not later in the background task.
+        self._new_framer()
+        self._report = StateReporter(id, on_state)
+        self._backoff = backoff if backoff is not None else Backoff()
+        self._queue: ReadQueue | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def __repr__(self) -> str:
+        return f"SerialScanner(id={self.id!r}, port={self.port!r})"
+
+    async def __aenter__(self) -> Self:
+        if self._task is not None:
+            raise RuntimeError(f"serial scanner {self.id} is already open")
+        self._queue = ReadQueue()
+        self._task = asyncio.create_task(self._run(), name=f"gatewayd[scanner {self.id}].read")
+        self._task.add_done_callback(self._on_task_done)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._queue is not None:
+            self._queue.close()
+
+    def reads(self) -> AsyncIterator[RawRead]:
+        """Every read, in order, until the scanner is closed. Survives unplugs."""
+        if self._queue is None:
+            raise RuntimeError(f"serial scanner {self.id}: use 'async with' before reads()")
+        return self._queue.reads()
+
+    def _new_framer(self) -> Framer:
+        return Framer(
+            terminator=self.terminator, stx_etx=self.stx_etx, max_length=self.max_length
+        )
+
+    def _on_task_done(self, task: asyncio.Task[None]) -> None:
+        # The loop below only ends by cancellation; anything else is a bug that must reach
+        # whoever iterates reads() instead of leaving it waiting forever.
+        if self._queue is not None and not task.cancelled():
+            self._queue.close(task.exception())
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                reader, writer = await serial_asyncio_fast.open_serial_connection(
+                    url=self.port,
+                    baudrate=self.baudrate,
+                    bytesize=self.bytesize,
+                    parity=self.parity,
+                    stopbits=self.stopbits,
+                )
+            except (OSError, ValueError) as exc:
+                # SerialException is an OSError; ValueError is pyserial's "not a port".
+                self._report(DeviceState.DISCONNECTED,
+                             f"{self.port}: cannot open ({describe_os_error(exc)})")
+                await asyncio.sleep(self._backoff.next_delay())
+                continue
+            self._backoff.reset()
+            _log.info("scanner %s: %s open", self.id, self.port)
+            self._report(DeviceState.CONNECTED, f"{self.port}: open")
+            try:
+                detail = await self._read_port(reader)
+            finally:
+                await self._close_port(writer)
+            _log.warning("scanner %s: %s", self.id, detail)
+            self._report(DeviceState.DISCONNECTED, detail)
+            await asyncio.sleep(self._backoff.next_delay())
+
+    async def _read_port(self, reader: asyncio.StreamReader) -> str:
+        """Deliver reads until the port fails; return why, in plain words."""
+        assert self._queue is not None
+        framer = self._new_framer()  # a fresh one: nothing of the old connection leaks in
+        try:
+            async for frame in read_frames(
+                lambda: reader.read(_READ_SIZE), framer, char_timeout=self.char_timeout
+            ):
+                self._queue.put(
+                    RawRead(
+                        frame.data,
+                        device=self.id,
+                        at=time.time(),
+                        monotonic=time.monotonic(),
+                        errors=frame.errors,
+                    )
+                )
+        except OSError as exc:
+            reason = describe_os_error(exc)
+        else:
+            reason = "end of data"
+        if not await asyncio.to_thread(os.path.exists, self.port):
+            # The device node (or its /dev/serial/by-id link) is gone: the plainest reason.
+            reason = os.strerror(errno.ENOENT)
+        return f"{self.port}: device disconnected ({reason})"
+
+    async def _close_port(self, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+        try:
+            async with asyncio.timeout(_CLOSE_TIMEOUT):
+                await writer.wait_closed()
+        except (OSError, TimeoutError) as exc:
+            # The port is already gone or failed: closing it is best effort.
+            _log.debug("scanner %s: closing %s: %s", self.id, self.port, exc)
