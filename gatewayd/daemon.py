@@ -117,7 +117,7 @@ class Gateway:
             max_inflight=s.outbox.inflight + 100,
         )
         self.link = link
-        publisher = Publisher(link=link, outbox=outbox, settings=s.outbox)
+        publisher = Publisher(link=link, outbox=outbox, settings=s.outbox, on_delivered=self._on_delivered)
         self.publisher = publisher
         try:
             async with link, publisher:
@@ -375,8 +375,11 @@ class Gateway:
         self.publisher.on_connected()
 
     def _on_ack(self, mid: int, ok: bool, reason: str) -> None:
-        assert self.publisher is not None and self.outbox is not None
+        assert self.publisher is not None
         self.publisher.on_ack(mid, ok, reason)
+
+    def _on_delivered(self) -> None:
+        assert self.outbox is not None
         if "outbox_full" in self.alarms and not self.outbox.full:
             self._set_alarm("outbox_full", None)
 

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from types import TracebackType
 from typing import Self
 
@@ -57,7 +58,15 @@ class TokenBucket:
 class Publisher:
     """``async with Publisher(...)``: runs ``gatewayd[outbox].drain`` and ack flushing."""
 
-    def __init__(self, *, link: MqttLink, outbox: Outbox, settings: OutboxSettings) -> None:
+    def __init__(
+        self,
+        *,
+        link: MqttLink,
+        outbox: Outbox,
+        settings: OutboxSettings,
+        on_delivered: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.on_delivered = on_delivered
         self.link = link
         self.outbox = outbox
         self.settings = settings
@@ -132,6 +141,7 @@ class Publisher:
             return
         acked, self._acked = self._acked, []
         self.outbox.mark_delivered(acked)
+        self.on_delivered()
 
     async def _flush_acks(self) -> None:
         while True:
