@@ -114,6 +114,12 @@ class StreamLink(asyncio.Protocol):
     # asyncio.Protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.attach(transport)
+
+    def attach(self, transport: asyncio.BaseTransport) -> None:
+        """Take ``transport`` now (some transports call ``connection_made`` only later)."""
+        if self.transport is transport:
+            return
         assert isinstance(transport, asyncio.WriteTransport)
         self.transport = transport
         transport.set_write_buffer_limits(high=0)
@@ -149,7 +155,7 @@ class StreamLink(asyncio.Protocol):
         return self.lost is None and self.transport is not None
 
     def _gone(self, doing: str) -> DeviceUnavailable:
-        return DeviceUnavailable(f"{self.describe}: {self.lost} while {doing}")
+        return DeviceUnavailable(f"{self.describe}: {self.lost or 'not connected'} while {doing}")
 
     async def write(self, data: bytes, *, timeout: float) -> None:
         """Write every byte, waiting at most ``timeout`` for the device to take them."""

@@ -68,7 +68,7 @@ class SerialPrinter:
         link = StreamLink(self._where)
         try:
             async with asyncio.timeout(self.timeout):
-                await serial_asyncio_fast.create_serial_connection(
+                transport, _ = await serial_asyncio_fast.create_serial_connection(
                     loop, lambda: link, self.port, baudrate=self.baudrate, exclusive=True
                 )
         except TimeoutError:
@@ -80,6 +80,7 @@ class SerialPrinter:
             if "ermission" in str(exc):
                 hint = "; the udev rule config/99-gatewayd.rules grants the gatewayd user access"
             raise DeviceUnavailable(f"{self._where}: cannot open the port ({exc}){hint}") from exc
+        link.attach(transport)
         self._link = link
         return link
 
