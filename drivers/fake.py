@@ -20,8 +20,8 @@ class RecordingTransport:
     def __init__(
         self,
         *,
-        id: str = "recording",  # noqa: A002
-        answer: bytes | None | Callable[[bytes], bytes | None] = None,
+        id: str = "recording",
+        answer: bytes | Callable[[bytes], bytes | None] | None = None,
     ) -> None:
         self.id = id
         self.answer = answer
