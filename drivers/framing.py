@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
@@ -37,6 +38,7 @@ __all__ = [
     "Framer",
     "ReadQueue",
     "StateReporter",
+    "describe_os_error",
     "read_frames",
 ]
 
@@ -288,6 +290,20 @@ async def read_frames(
             return
         for frame in framer.feed(chunk):
             yield frame
+
+
+def describe_os_error(exc: BaseException) -> str:
+    """The plain-words reason behind an I/O error: ``"No such file or directory"``.
+
+    Libraries wrap the operating system's error (pyserial repeats the port twice); the errno
+    of the original error, wherever it is in the chain, says it best.
+    """
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno:
+            return os.strerror(seen.errno)
+        seen = seen.__cause__ or seen.__context__
+    return str(exc) or type(exc).__name__
 
 
 class _End:

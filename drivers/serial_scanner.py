@@ -26,9 +26,9 @@ import serial_asyncio_fast
 
 from drivers.backoff import Backoff
 from drivers.base import DeviceState, RawRead, StateListener, ignore_state
-from drivers.framing import Framer, ReadQueue, StateReporter, read_frames
+from drivers.framing import Framer, ReadQueue, StateReporter, describe_os_error, read_frames
 
-__all__ = ["SerialScanner", "describe_os_error"]
+__all__ = ["SerialScanner"]
 
 _log = logging.getLogger(__name__)
 
@@ -39,21 +39,11 @@ _PARITIES = ("N", "E", "O", "M", "S")
 _STOPBITS = (1, 1.5, 2)
 
 
-def describe_os_error(exc: BaseException) -> str:
-    """The plain-words reason behind an I/O error: ``"No such file or directory"``.
-
-    pyserial wraps the operating system's error in a :class:`serial.SerialException` whose
-    text repeats the port twice; the errno of the original error says it better.
-    """
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, OSError) and seen.errno:
-            return os.strerror(seen.errno)
-        seen = seen.__cause__ or seen.__context__
+def _describe(exc: BaseException) -> str:
     if isinstance(exc, serial.SerialException) and "returned no data" in str(exc):
         # pyserial's words when the port is readable but empty: the other end hung up.
         return "the port hung up"
-    return str(exc) or type(exc).__name__
+    return describe_os_error(exc)
 
 
 class SerialScanner:
@@ -165,7 +155,7 @@ class SerialScanner:
             except (OSError, ValueError) as exc:
                 # SerialException is an OSError; ValueError is pyserial's "not a port".
                 self._report(DeviceState.DISCONNECTED,
-                             f"{self.port}: cannot open ({describe_os_error(exc)})")
+                             f"{self.port}: cannot open ({_describe(exc)})")
                 await asyncio.sleep(self._backoff.next_delay())
                 continue
             self._backoff.reset()
@@ -197,7 +187,7 @@ class SerialScanner:
                     )
                 )
         except OSError as exc:
-            reason = describe_os_error(exc)
+            reason = _describe(exc)
         else:
             reason = "end of data"
         if not await asyncio.to_thread(os.path.exists, self.port):
