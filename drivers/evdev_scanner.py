@@ -1,0 +1,250 @@
+"""USB keyboard-wedge scanners read through Linux evdev, grabbed exclusively.
+
+The scanner is matched by a stable path (``/dev/input/by-id/...``, ``by-path``), by its
+input device name, or by ``VID:PID``; the event node is opened and grabbed (``EVIOCGRAB``)
+so its key presses reach only gatewayd, not a console or a desktop session. Key events go
+through :class:`drivers.keymaps.KeyTranslator`; a read ends on the terminator key or after
+``key_timeout`` seconds without a key.
+
+Unplugging the scanner (``ENODEV`` on read) reports ``disconnected``; the driver polls
+for the same match with backoff and grabs it again when it returns. A grab that fails
+with ``EBUSY`` (another process holds the device) reports ``error`` and is retried.
+
+python-evdev is an optional extra (``gatewayd[evdev]``) imported only when a device is
+opened; the translation itself needs no module. Tests inject an :class:`EventSource`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import importlib
+from collections.abc import AsyncIterator, Callable
+from types import TracebackType
+from typing import Any, Protocol, Self
+
+from drivers.backoff import Backoff
+from drivers.base import DeviceState, DriverError, RawRead, StateListener, ignore_state
+from drivers.device_discovery import DeviceDiscovery
+from drivers.keymaps import KeyRead, KeyTranslator
+
+__all__ = [
+    "EVDEV_MISSING",
+    "EvdevEventSource",
+    "EvdevMissing",
+    "EvdevScanner",
+    "EventSource",
+    "open_evdev",
+]
+
+EVDEV_MISSING = (
+    "python-evdev is not installed: pip install 'gatewayd[evdev]' (needs gcc and linux "
+    "headers) or apt-get install python3-evdev and create the venv with "
+    "--system-site-packages"
+)
+PERMISSION_HINT = (
+    "install config/99-gatewayd.rules (udevadm control --reload && udevadm trigger) and "
+    "add the gatewayd user to group gatewayd"
+)
+
+Event = tuple[int, int, int]
+
+
+class EvdevMissing(DriverError):
+    """python-evdev cannot be imported."""
+
+
+class EventSource(Protocol):
+    """An opened input device: ``(type, code, value)`` events, exclusive grab, close."""
+
+    def grab(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    def events(self) -> AsyncIterator[Event]: ...
+
+
+class EvdevEventSource:
+    """:class:`EventSource` over python-evdev's ``InputDevice``."""
+
+    def __init__(self, path: str) -> None:
+        try:
+            evdev: Any = importlib.import_module("evdev")
+        except ImportError:
+            raise EvdevMissing(EVDEV_MISSING) from None
+        self.path = path
+        self._device: Any = evdev.InputDevice(path)
+
+    def grab(self) -> None:
+        self._device.grab()
+
+    def close(self) -> None:
+        self._device.close()  # closing the descriptor releases the grab
+
+    async def events(self) -> AsyncIterator[Event]:
+        async for event in self._device.async_read_loop():
+            yield (int(event.type), int(event.code), int(event.value))
+
+
+def open_evdev(path: str) -> EventSource:
+    return EvdevEventSource(path)
+
+
+class EvdevScanner:
+    """One wedge scanner. ``async with scanner:`` then ``async for read in scanner.reads():``."""
+
+    def __init__(
+        self,
+        *,
+        id: str,
+        path: str | None = None,
+        name: str | None = None,
+        usb: str | None = None,
+        layout: str = "us",
+        terminator_key: str = "enter",
+        gs_substitute: str | None = None,
+        key_timeout: float = 0.1,
+        on_state: StateListener = ignore_state,
+        backoff: Backoff | None = None,
+        discovery: DeviceDiscovery | None = None,
+        opener: Callable[[str], EventSource] | None = None,
+    ) -> None:
+        if path is None and name is None and usb is None:
+            raise ValueError(f"evdev scanner {id!r}: expected path, name or usb to match")
+        if key_timeout <= 0:
+            raise ValueError(f"evdev scanner {id!r}: key_timeout {key_timeout}: expected > 0")
+        self.id = id
+        self._match = {"path": path, "name": name, "usb": usb}
+        self._translator = KeyTranslator(
+            layout=layout, terminator_key=terminator_key, gs_substitute=gs_substitute
+        )
+        self._key_timeout = key_timeout
+        self._on_state = on_state
+        self._backoff = backoff or Backoff()
+        self._discovery = discovery or DeviceDiscovery()
+        self._opener = opener or open_evdev
+        self._reads: asyncio.Queue[RawRead | None] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self._state: tuple[DeviceState, str] | None = None
+
+    @property
+    def match(self) -> str:
+        """How the device is matched, for messages: ``usb=0c2e:0b61``."""
+        return ", ".join(f"{k}={v}" for k, v in self._match.items() if v is not None)
+
+    async def __aenter__(self) -> Self:
+        self._task = asyncio.create_task(self._run(), name=f"gatewayd[evdev:{self.id}].read")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        self._reads.put_nowait(None)
+
+    async def reads(self) -> AsyncIterator[RawRead]:
+        while (read := await self._reads.get()) is not None:
+            yield read
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _report(self, state: DeviceState, detail: str) -> None:
+        if self._state != (state, detail):
+            self._state = (state, detail)
+            self._on_state(self.id, state, detail)
+
+    def _emit(self, read: KeyRead | None, *extra_errors: str) -> None:
+        if read is not None:
+            self._reads.put_nowait(
+                RawRead(data=read.data, device=self.id, errors=read.errors + extra_errors)
+            )
+
+    async def _wait(self) -> None:
+        await asyncio.sleep(self._backoff.next_delay())
+
+    async def _run(self) -> None:
+        while True:
+            node = self._discovery.find_input(**self._match)
+            if node is None:
+                self._report(DeviceState.DISCONNECTED, f"no input device matches {self.match}")
+                await self._wait()
+                continue
+            try:
+                source = self._opener(node)
+            except EvdevMissing as exc:
+                self._report(DeviceState.ERROR, str(exc))
+                await self._wait()
+                continue
+            except FileNotFoundError:
+                continue  # unplugged between discovery and open: look again
+            except PermissionError:
+                self._report(DeviceState.ERROR, f"permission denied on {node}: {PERMISSION_HINT}")
+                await self._wait()
+                continue
+            except OSError as exc:
+                self._report(DeviceState.ERROR, f"cannot open {node}: {exc.strerror or exc}")
+                await self._wait()
+                continue
+            try:
+                try:
+                    source.grab()
+                except OSError as exc:
+                    if exc.errno == errno.EBUSY:
+                        detail = (f"{node} is grabbed by another process (EBUSY): stop it "
+                                  "(another gatewayd, a kiosk or a desktop session)")
+                    else:
+                        detail = f"cannot grab {node}: {exc.strerror or exc}"
+                    self._report(DeviceState.ERROR, detail)
+                    await self._wait()
+                    continue
+                self._translator.reset()
+                self._report(DeviceState.CONNECTED, node)
+                self._backoff.reset()
+                reason = await self._pump(source)
+            finally:
+                source.close()
+            self._emit(self._translator.flush(), f"device disconnected mid-read ({reason})")
+            self._report(DeviceState.DISCONNECTED, f"{node}: {reason}")
+            await self._wait()
+
+    async def _pump(self, source: EventSource) -> str:
+        """Translate events until the device goes away; returns why it went away."""
+        events: asyncio.Queue[Event | OSError | None] = asyncio.Queue()
+
+        async def pump() -> None:
+            try:
+                async for event in source.events():
+                    events.put_nowait(event)
+            except OSError as exc:
+                events.put_nowait(exc)
+            else:
+                events.put_nowait(None)
+
+        task = asyncio.create_task(pump(), name=f"gatewayd[evdev:{self.id}].events")
+        try:
+            while True:
+                timeout = self._key_timeout if self._translator.pending else None
+                try:
+                    item = await asyncio.wait_for(events.get(), timeout)
+                except TimeoutError:
+                    self._emit(self._translator.flush())
+                    continue
+                if item is None:
+                    return "event stream ended"
+                if isinstance(item, OSError):
+                    if item.errno == errno.ENODEV:
+                        return "device removed (ENODEV)"
+                    return f"read failed: {item.strerror or item}"
+                self._emit(self._translator.feed(*item))
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
