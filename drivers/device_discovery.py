@@ -225,6 +225,20 @@ class DeviceDiscovery:
         matches.sort(key=lambda d: (d.hid_pos is not True, d.node))
         return matches[0].node if matches else None
 
+    def find_usb(self, *, usb: str, serial_number: str | None = None) -> str | None:
+        """``usb://VID:PID`` when such a USB device is attached (for pyusb), else ``None``."""
+        problems = _Problems()
+        vendor, _, product = usb.lower().partition(":")
+        for entry in self._listdir("/sys/bus/usb/devices", problems):
+            dev = self.host(f"/sys/bus/usb/devices/{entry}")
+            if ":" in entry or self._read(dev / "idVendor", problems) != vendor:
+                continue
+            if self._read(dev / "idProduct", problems) != product:
+                continue
+            if serial_number is None or self._read(dev / "serial", problems) == serial_number:
+                return f"usb://{vendor}:{product}" + (f"/{serial_number}" if serial_number else "")
+        return None
+
     # -- internals -----------------------------------------------------------------------
 
     def _read(self, path: Path, problems: _Problems) -> str | None:
