@@ -17,7 +17,10 @@ class TcpPrinter:
     """Raw TCP printing: ``async with TcpPrinter(id=..., host=...) as t: await t.send(zpl)``.
 
     The connection is opened on first use and opened again after a failure, so one
-    instance lives as long as the printer is configured. Every connect, write and read is
+    instance lives as long as the printer is configured. If the printer closed the
+    connection after data was sent and before any answer came back, the next call raises
+    :class:`DeviceUnavailable` once (that data may not have arrived) and the call after
+    reconnects. Every connect, write and read is
     bounded by ``timeout``; a printer that refuses, resets or stops reading raises
     :class:`DeviceUnavailable` saying so.
     """
@@ -33,6 +36,8 @@ class TcpPrinter:
         self.timeout = timeout
         self._link: StreamLink | None = None
         self._lock = asyncio.Lock()
+        # Data went out on the current connection and no answer has come back since.
+        self._unconfirmed = False
 
     def __repr__(self) -> str:
         return f"TcpPrinter(id={self.id!r}, host={self.host!r}, port={self.port})"
@@ -60,6 +65,13 @@ class TcpPrinter:
     async def _connected(self) -> StreamLink:
         if self._link is not None and self._link.usable:
             return self._link
+        if self._link is not None and self._unconfirmed:
+            # Say so once instead of reconnecting quietly: what was sent last may not
+            # have reached the printer.
+            lost = self._link.lost
+            self._unconfirmed = False
+            await self.close()
+            raise DeviceUnavailable(f"{self._where}: {lost} after data was sent")
         await self.close()
         loop = asyncio.get_running_loop()
         link = StreamLink(self._where)
@@ -86,8 +98,10 @@ class TcpPrinter:
             try:
                 await link.write(data, timeout=self.timeout)
             except DeviceUnavailable:
+                self._unconfirmed = False
                 await self.close()
                 raise
+            self._unconfirmed = True
 
     async def query(self, data: bytes, *, timeout: float) -> bytes:
         """Send a status request; the answer, or ``b""`` if the printer stayed silent."""
@@ -96,7 +110,11 @@ class TcpPrinter:
             link.drop_stale()
             try:
                 await link.write(data, timeout=self.timeout)
-                return await read_answer(link.read, data, timeout=timeout)
+                answer = await read_answer(link.read, data, timeout=timeout)
             except DeviceUnavailable:
+                self._unconfirmed = False
                 await self.close()
                 raise
+            if answer:
+                self._unconfirmed = False
+            return answer
