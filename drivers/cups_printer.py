@@ -85,6 +85,6 @@ class CupsPrinter:
                 f"{where}: {self.lp!r} refused the job (exit {proc.returncode}: {message})"
             )
 
-    async def query(self, data: bytes, *, timeout: float) -> None:
+    async def query(self, data: bytes, *, timeout: float) -> bytes | None:
         """CUPS does not relay status answers: always ``None``."""
-        return
+        return None

@@ -26,9 +26,9 @@ prints twice. How this module keeps that promise:
   for a permanent reason (its printer is no longer configured).
 
 ZPL's ``^JZ`` (reprint after error) defaults to Y: after paper out or head open the printer
-reprints the label it was printing, which would duplicate a lot label. Label formats should
-carry ``^JZN`` (gatewayd/zpl.py emits it), so an interrupted label is reported rather than
-silently printed twice.
+reprints the label it was printing, which would duplicate a lot label. Every label format
+handed to this queue should therefore carry ``^JZN`` (the renderer, gatewayd/zpl.py, is the
+place to emit it); the queue does not rewrite label bytes.
 
 The queue knows nothing of MQTT: the daemon passes ``on_job_event`` and
 ``on_printer_state`` callbacks, which get the payloads of ``P/printers/{printer}/jobs``
