@@ -324,6 +324,7 @@ class ReadQueue:
     def __init__(self) -> None:
         self._queue: asyncio.Queue[RawRead | _End] = asyncio.Queue()
         self._closed = False
+        self._drained = asyncio.Event()
 
     @property
     def closed(self) -> bool:
@@ -339,9 +340,21 @@ class ReadQueue:
             self._closed = True
             self._queue.put_nowait(_End(error))
 
+    async def wait_drained(self) -> None:
+        """Wait until the consumer has taken every queued read.
+
+        For sources that can wait without losing anything (a replay file), so they go at
+        the consumer's pace instead of filling memory.
+        """
+        while self._queue.qsize():
+            self._drained.clear()
+            await self._drained.wait()
+
     async def reads(self) -> AsyncIterator[RawRead]:
         while True:
             item = await self._queue.get()
+            if not self._queue.qsize():
+                self._drained.set()
             if isinstance(item, _End):
                 self._queue.put_nowait(item)  # let every other reader end too
                 if item.error is not None:

@@ -1,0 +1,248 @@
+"""A scanner that replays reads from a text file: for the demo, tests and site trials.
+
+The file holds one read per line, UTF-8 text, with escapes for the bytes a barcode carries
+that a text editor does not show::
+
+    # receiving at dock 03, morning shift
+    ]C1010950600013435210ABC123<GS>17271231
+    @delay 0.5
+    ]Q1https://id.gs1.org/01/09506000134352/10/ABC123
+    ]d2\\x1d0109506000134352
+
+- Escapes (:func:`unescape`): ``\\xHH`` (one byte, two hex digits), ``\\r``, ``\\n``,
+  ``\\t``, ``\\\\``, and control characters by their ASCII name in angle brackets: ``<GS>``
+  (the GS1 group separator, 0x1D), ``<RS>``, ``<US>``, ``<FS>``, ``<EOT>``, ``<STX>``,
+  ``<ETX>``, ``<CR>``, ``<LF>``, ``<HT>``, ``<ESC>``, ``<NUL>``. Any other ``<...>`` is
+  plain text. A read that really starts with ``#`` or ``@`` writes it as ``\\x23`` / ``\\x40``.
+- Blank lines and lines starting with ``#`` are skipped.
+- ``@delay SECONDS`` waits that long before the next read instead of ``interval``; several
+  in a row add up.
+
+When the file ends, ``reads()`` waits for more only in the sense that it stays open (a real
+scanner does not end either), or the file starts over when ``loop=True``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import re
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from drivers.backoff import Backoff
+from drivers.base import DeviceState, RawRead, StateListener, ignore_state
+from drivers.framing import ReadQueue, StateReporter, describe_os_error
+
+__all__ = [
+    "ReplayDelay",
+    "ReplayRead",
+    "ReplayScanner",
+    "parse_replay",
+    "unescape",
+]
+
+_log = logging.getLogger(__name__)
+
+_NAMED = {
+    "NUL": 0x00, "STX": 0x02, "ETX": 0x03, "EOT": 0x04, "HT": 0x09, "LF": 0x0A,
+    "CR": 0x0D, "ESC": 0x1B, "FS": 0x1C, "GS": 0x1D, "RS": 0x1E, "US": 0x1F,
+}
+_SIMPLE = {"r": b"\r", "n": b"\n", "t": b"\t", "\\": b"\\"}
+_TOKEN = re.compile(r"\\(x(?P<hex>[0-9A-Fa-f]{2})|(?P<simple>.)|$)|<(?P<name>[A-Z]{2,3})>", re.S)
+_EXPECTED = "expected \\xHH, \\r, \\n, \\t or \\\\"
+
+
+def unescape(text: str) -> bytes:
+    """The bytes a replay line stands for: ``"A<GS>B\\x1dC"`` -> ``b"A\\x1dB\\x1dC"``.
+
+    Plain text is encoded as UTF-8. Raises :class:`ValueError` for an unknown or cut-off
+    backslash escape, naming the column.
+    """
+    out = bytearray()
+    pos = 0
+    for match in _TOKEN.finditer(text):
+        out += text[pos : match.start()].encode("utf-8")
+        pos = match.end()
+        if match["hex"] is not None:
+            out.append(int(match["hex"], 16))
+        elif match["name"] is not None:
+            code = _NAMED.get(match["name"])
+            if code is None:
+                out += match.group().encode("utf-8")  # <ABC> that is no control name: text
+            else:
+                out.append(code)
+        elif match["simple"] is not None and match["simple"] in _SIMPLE:
+            out += _SIMPLE[match["simple"]]
+        else:
+            bad = text[match.start() : match.start() + 2]
+            raise ValueError(
+                f'unknown escape "{bad}" at column {match.start() + 1}; {_EXPECTED}'
+                if bad != "\\"
+                else f"a lone backslash ends the line at column {match.start() + 1}; {_EXPECTED}"
+            )
+    out += text[pos:].encode("utf-8")
+    return bytes(out)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayRead:
+    """A read to deliver; ``line`` is its line number in the file."""
+
+    data: bytes
+    line: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayDelay:
+    """``@delay SECONDS``: wait before the next read."""
+
+    seconds: float
+    line: int
+
+
+def parse_replay(text: str) -> list[ReplayRead | ReplayDelay]:
+    """The steps of a replay file. Raises :class:`ValueError` naming the line of a mistake."""
+    steps: list[ReplayRead | ReplayDelay] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        if line.startswith("@"):
+            steps.append(_directive(line, number))
+            continue
+        try:
+            steps.append(ReplayRead(unescape(line), number))
+        except ValueError as exc:
+            raise ValueError(f"line {number}: {exc}") from None
+    return steps
+
+
+def _directive(line: str, number: int) -> ReplayDelay:
+    words = line.split()
+    if words[0] != "@delay":
+        raise ValueError(
+            f"line {number}: unknown directive {words[0]!r}; expected '@delay SECONDS'"
+        )
+    try:
+        if len(words) != 2:
+            raise ValueError
+        seconds = float(words[1])
+        if not math.isfinite(seconds) or seconds < 0:
+            raise ValueError
+    except ValueError:
+        raise ValueError(
+            f"line {number}: {line.strip()!r} is not a delay; "
+            "expected '@delay SECONDS' with a number of seconds >= 0, e.g. '@delay 0.5'"
+        ) from None
+    return ReplayDelay(seconds, number)
+
+
+class ReplayScanner:
+    """Replays the reads of a file as if scanned. ``async with`` then ``reads()``.
+
+    ``interval`` seconds pass between reads unless an ``@delay`` says otherwise, and a read
+    is only replayed once the previous one was taken from ``reads()``. A missing
+    or unreadable file is reported ``disconnected``, a mistake in it ``error`` (with the
+    line); both are retried with backoff, so fixing the file is enough.
+    """
+
+    def __init__(
+        self,
+        *,
+        id: str,
+        path: Path,
+        interval: float = 0.0,
+        loop: bool = False,
+        on_state: StateListener = ignore_state,
+        backoff: Backoff | None = None,
+    ) -> None:
+        if not math.isfinite(interval) or interval < 0:
+            raise ValueError(f"replay scanner {id}: interval must be >= 0 seconds, got {interval}")
+        self.id = id
+        self.path = Path(path)
+        self.interval = interval
+        self.loop = loop
+        self._report = StateReporter(id, on_state)
+        self._backoff = backoff if backoff is not None else Backoff()
+        self._queue: ReadQueue | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def __repr__(self) -> str:
+        return f"ReplayScanner(id={self.id!r}, path={str(self.path)!r})"
+
+    async def __aenter__(self) -> Self:
+        if self._task is not None:
+            raise RuntimeError(f"replay scanner {self.id} is already open")
+        self._queue = ReadQueue()
+        self._task = asyncio.create_task(self._run(), name=f"gatewayd[scanner {self.id}].replay")
+        self._task.add_done_callback(self._on_task_done)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._queue is not None:
+            self._queue.close()
+
+    def reads(self) -> AsyncIterator[RawRead]:
+        """Every replayed read, in file order, until the scanner is closed."""
+        if self._queue is None:
+            raise RuntimeError(f"replay scanner {self.id}: use 'async with' before reads()")
+        return self._queue.reads()
+
+    def _on_task_done(self, task: asyncio.Task[None]) -> None:
+        if self._queue is not None and not task.cancelled():
+            self._queue.close(task.exception())
+
+    async def _load(self) -> list[ReplayRead | ReplayDelay]:
+        while True:
+            try:
+                text = await asyncio.to_thread(self.path.read_text, encoding="utf-8")
+                return parse_replay(text)
+            except OSError as exc:
+                self._report(
+                    DeviceState.DISCONNECTED, f"{self.path}: cannot read ({describe_os_error(exc)})"
+                )
+            except ValueError as exc:  # also UnicodeDecodeError: not UTF-8 text
+                self._report(DeviceState.ERROR, f"{self.path}: {exc}")
+            await asyncio.sleep(self._backoff.next_delay())
+
+    async def _run(self) -> None:
+        assert self._queue is not None
+        steps = await self._load()
+        count = sum(isinstance(step, ReplayRead) for step in steps)
+        self._report(DeviceState.CONNECTED, f"{self.path}: replaying {count} reads")
+        first = True
+        delay: float | None = None
+        while count:
+            for step in steps:
+                if isinstance(step, ReplayDelay):
+                    delay = (delay or 0.0) + step.seconds
+                    continue
+                wait = delay if delay is not None else (0.0 if first else self.interval)
+                await asyncio.sleep(wait)
+                first, delay = False, None
+                self._queue.put(
+                    RawRead(step.data, device=self.id, at=time.time(), monotonic=time.monotonic())
+                )
+                # A file can wait, unlike a scanner: go at the reader's pace, so a looping
+                # replay with no interval does not fill memory faster than reads are taken.
+                await self._queue.wait_drained()
+            if not self.loop:
+                break
+        _log.info("scanner %s: %s replayed", self.id, self.path)
+        await asyncio.Future()  # a scanner stays open after its last read, as a real one does

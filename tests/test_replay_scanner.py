@@ -1,0 +1,173 @@
+"""ReplayScanner: the escape parser as a table, the file format, and replay order."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from drivers.backoff import Backoff
+from drivers.base import DeviceState, RawRead, Scanner
+from drivers.replay_scanner import (
+    ReplayDelay,
+    ReplayRead,
+    ReplayScanner,
+    parse_replay,
+    unescape,
+)
+
+WAIT = 5.0
+FAST = Backoff(initial=0.01, maximum=0.05)
+EXPECTED = "expected \\xHH, \\r, \\n, \\t or \\\\"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("0109506000134352", b"0109506000134352"),
+        ("]C1010950600013435210ABC<GS>17271231", b"]C1010950600013435210ABC\x1d17271231"),
+        ("10ABC\\x1d17271231", b"10ABC\x1d17271231"),
+        ("\\x1D\\xff\\x00", b"\x1d\xff\x00"),
+        ("a\\rb\\nc\\td", b"a\rb\nc\td"),
+        ("back\\\\slash", b"back\\slash"),
+        ("\\\\x1d", b"\\x1d"),
+        ("<RS><US><FS><EOT><STX><ETX><CR><LF><HT><ESC><NUL>",
+         b"\x1e\x1f\x1c\x04\x02\x03\r\n\t\x1b\x00"),
+        ("<gs> <ABC> <G S> a<b", b"<gs> <ABC> <G S> a<b"),
+        ("lot-é", "lot-é".encode()),
+    ],
+)
+def test_unescape(text: str, expected: bytes) -> None:
+    assert unescape(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("ab\\q", f'unknown escape "\\q" at column 3; {EXPECTED}'),
+        ("\\x1", f'unknown escape "\\x" at column 1; {EXPECTED}'),
+        ("ab\\", f"a lone backslash ends the line at column 3; {EXPECTED}"),
+    ],
+)
+def test_unescape_errors(text: str, message: str) -> None:
+    with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+        unescape(text)
+
+
+@given(st.binary(max_size=40))
+def test_every_byte_string_can_be_written_with_hex_escapes(data: bytes) -> None:
+    assert unescape("".join(f"\\x{b:02x}" for b in data)) == data
+
+
+def test_parse_replay() -> None:
+    text = (
+        "# header\n"
+        "\n"
+        "   \n"
+        "A<GS>B\n"
+        "  # indented comment\n"
+        "@delay 0.25\n"
+        "\\x23not-a-comment\r\n"
+        "@delay 0\n"
+    )
+    assert parse_replay(text) == [
+        ReplayRead(b"A\x1dB", 4),
+        ReplayDelay(0.25, 6),
+        ReplayRead(b"#not-a-comment", 7),
+        ReplayDelay(0.0, 8),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("ok\n@wait 1", "line 2: unknown directive '@wait'; expected '@delay SECONDS'"),
+        ("@delay", "line 1: '@delay' is not a delay; expected '@delay SECONDS' with a number "
+                   "of seconds >= 0, e.g. '@delay 0.5'"),
+        ("@delay -1", "line 1: '@delay -1' is not a delay;"),
+        ("@delay soon", "line 1: '@delay soon' is not a delay;"),
+        ("@delay nan", "line 1: '@delay nan' is not a delay;"),
+        ("a\nb\\z", f'line 2: unknown escape "\\z" at column 2; {EXPECTED}'),
+    ],
+)
+def test_parse_replay_errors(text: str, message: str) -> None:
+    with pytest.raises(ValueError, match="^" + re.escape(message)):
+        parse_replay(text)
+
+
+class States:
+    def __init__(self) -> None:
+        self.seen: list[tuple[DeviceState, str]] = []
+        self.changed = asyncio.Event()
+
+    def __call__(self, device: str, state: DeviceState, detail: str) -> None:
+        self.seen.append((state, detail))
+        self.changed.set()
+
+    async def wait_for(self, state: DeviceState) -> str:
+        async def find() -> str:
+            while True:
+                for seen, detail in self.seen:
+                    if seen is state:
+                        return detail
+                self.changed.clear()
+                await self.changed.wait()
+
+        return await asyncio.wait_for(find(), WAIT)
+
+
+async def take(reads: AsyncIterator[RawRead], n: int) -> list[bytes]:
+    return [(await asyncio.wait_for(anext(reads), WAIT)).data for _ in range(n)]
+
+
+async def test_replays_in_order_with_delays(tmp_path: Path) -> None:
+    path = tmp_path / "dock.txt"
+    path.write_text("# morning\nFIRST\n@delay 0.02\nSECOND<GS>2\n@delay 0.01\n@delay 0.01\nTHIRD\n")
+    states = States()
+    scanner = ReplayScanner(id="replay-1", path=path, interval=0.001, on_state=states)
+    assert isinstance(scanner, Scanner)
+    async with scanner:
+        reads = scanner.reads()
+        got = [await asyncio.wait_for(anext(reads), WAIT) for _ in range(3)]
+        assert await states.wait_for(DeviceState.CONNECTED) == f"{path}: replaying 3 reads"
+        # The file has ended: nothing more comes, and the iterator stays open.
+        extra = asyncio.ensure_future(anext(reads))
+        await asyncio.sleep(0)
+        assert not extra.done()
+    with pytest.raises(StopAsyncIteration):  # closing the scanner ends reads()
+        await asyncio.wait_for(extra, WAIT)
+    assert [r.data for r in got] == [b"FIRST", b"SECOND\x1d2", b"THIRD"]
+    assert all(r.device == "replay-1" and r.errors == () for r in got)
+    # The delays were waited: the reads are spread by at least the delays before them.
+    assert got[1].monotonic - got[0].monotonic >= 0.02
+    assert got[2].monotonic - got[1].monotonic >= 0.02
+
+
+async def test_loop_starts_over(tmp_path: Path) -> None:
+    path = tmp_path / "loop.txt"
+    path.write_text("A\nB\n")
+    async with ReplayScanner(id="r", path=path, loop=True) as scanner:
+        assert await take(scanner.reads(), 5) == [b"A", b"B", b"A", b"B", b"A"]
+
+
+async def test_missing_file_then_bad_file_then_good_file(tmp_path: Path) -> None:
+    path = tmp_path / "later.txt"
+    states = States()
+    async with ReplayScanner(id="r", path=path, on_state=states, backoff=FAST) as scanner:
+        detail = await states.wait_for(DeviceState.DISCONNECTED)
+        assert detail == f"{path}: cannot read (No such file or directory)"
+        path.write_text("ok\n@pause 1\n")
+        detail = await states.wait_for(DeviceState.ERROR)
+        assert detail == f"{path}: line 2: unknown directive '@pause'; expected '@delay SECONDS'"
+        path.write_text("FIXED\n")
+        assert await take(scanner.reads(), 1) == [b"FIXED"]
+
+
+def test_invalid_interval() -> None:
+    with pytest.raises(ValueError, match=r"^replay scanner r: interval must be >= 0 seconds, got -1$"):
+        ReplayScanner(id="r", path=Path("x"), interval=-1)
