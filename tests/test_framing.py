@@ -250,3 +250,37 @@ def test_state_reporter_reports_changes_only_and_survives_a_failing_listener() -
     report(DeviceState.DISCONNECTED, "gone")
     report(DeviceState.CONNECTED, "back")
     assert seen == [("s1", DeviceState.DISCONNECTED, "gone"), ("s1", DeviceState.CONNECTED, "back")]
+
+
+# FakeScanner is ReadQueue and StateReporter's simplest user; its tests live here.
+
+
+async def test_fake_scanner_delivers_pushed_reads_and_simulates_an_unplug() -> None:
+    from drivers.base import DeviceUnavailable, Scanner
+    from drivers.fake import FakeScanner
+
+    seen: list[tuple[str, DeviceState, str]] = []
+    fake = FakeScanner(id="dock-03-left")
+    fake.on_state = lambda device, state, detail: seen.append((device, state, detail))
+    assert isinstance(fake, Scanner)
+    fake.push_nowait(b"EARLY")  # before 'async with': kept
+    async with fake:
+        reads = fake.reads()
+        await fake.push(b"]C1010950600013435210ABC\x1d17271231", "]C1")
+        fake.close_device()
+        with pytest.raises(DeviceUnavailable, match="dock-03-left is unplugged"):
+            await fake.push(b"LOST")
+        fake.reopen_device()
+        fake.push_nowait(b"AFTER", errors=("e",))
+        got = [await asyncio.wait_for(anext(reads), 5) for _ in range(3)]
+    assert [(r.data, r.symbology, r.errors, r.device) for r in got] == [
+        (b"EARLY", None, (), "dock-03-left"),
+        (b"]C1010950600013435210ABC\x1d17271231", "]C1", (), "dock-03-left"),
+        (b"AFTER", None, ("e",), "dock-03-left"),
+    ]
+    assert [s for _, s, _ in seen] == [
+        DeviceState.CONNECTED, DeviceState.DISCONNECTED, DeviceState.CONNECTED
+    ]
+    assert [r async for r in reads] == []  # closed: reads() ended
+    with pytest.raises(DeviceUnavailable, match="dock-03-left is closed"):
+        fake.push_nowait(b"X")
