@@ -44,14 +44,20 @@ class Recorder:
         self.states: list[dict[str, Any]] = []
         self._changed = asyncio.Condition()
         self._loop = asyncio.get_running_loop()
+        self._pending: set[asyncio.Task[None]] = set()
 
     def on_job(self, printer: str, payload: dict[str, Any]) -> None:
         self.jobs.append({"printer": printer, **payload})
-        self._loop.create_task(self._notify())
+        self._spawn_notify()
 
     def on_state(self, printer: str, payload: dict[str, Any]) -> None:
         self.states.append({"printer": printer, **payload})
-        self._loop.create_task(self._notify())
+        self._spawn_notify()
+
+    def _spawn_notify(self) -> None:
+        task = self._loop.create_task(self._notify())
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
 
     async def _notify(self) -> None:
         async with self._changed:
