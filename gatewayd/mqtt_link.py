@@ -113,6 +113,8 @@ class MqttLink:
         self._tls = any(b.tls for b in settings.brokers)
         if self._tls:
             client.tls_set_context(_tls_context(settings))
+        if log.isEnabledFor(logging.DEBUG):
+            client.enable_logger(logging.getLogger("gatewayd.mqtt.paho"))
         client.on_connect = self._handle_connect
         client.on_disconnect = self._handle_disconnect
         client.on_publish = self._handle_publish

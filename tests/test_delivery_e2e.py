@@ -105,7 +105,17 @@ def fill_gaps(sub: Subscriber, last_seq: int) -> int:
         else:
             ranges.append((s, s))
     for i, (a, b) in enumerate(ranges):
-        sub.publish(f"{P}/request/replay", {"transaction": f"gap-{i}", "from_seq": a, "to_seq": b})
+        # A WMS retries a request that got no answer (the subscriber's own publish can be
+        # lost with a broker that dies under it).
+        for attempt in range(5):
+            tx = f"gap-{i}-{attempt}"
+            sub.publish(f"{P}/request/replay", {"transaction": tx, "from_seq": a, "to_seq": b})
+            try:
+                wait_until(lambda t=tx: sub.find(f"{P}/response/replay", lambda p: p.get("transaction") == t),
+                           timeout=5, what="replay response")
+                break
+            except AssertionError:
+                continue
     if ranges:
         wait_until(lambda: {p["seq"] for p in scans(sub)} >= set(range(1, last_seq + 1)), timeout=30, what="gaps filled")
     return len(missing)
@@ -191,6 +201,7 @@ def test_broker_killed_repeatedly_during_stream(
         sub.client.reconnect_delay_set(0.05, 0.2)
         with sub:
             start(daemons, cfg, tmp_path, sub)
+            sub.wait_for(f"{P}/devices/dock-03-left/state", lambda p: p["state"] == "connected")
             sent: set[str] = set()
             writer = stream(scanner, 0, total, sent)
             for round_ in range(3):
@@ -216,6 +227,7 @@ def test_gateway_killed_during_stream_loses_nothing_captured(
     cfg = config(tmp_path, [broker.url], broker.protocol, scanner)
     with Subscriber(broker.port, [f"{P}/#"], protocol=broker.protocol) as sub:
         d = start(daemons, cfg, tmp_path, sub)
+        sub.wait_for(f"{P}/devices/dock-03-left/state", lambda p: p["state"] == "connected")
         sent: set[str] = set()
         writer = stream(scanner, 0, 1000, sent)
         wait_until(lambda: last_seq_in(tmp_path) >= 300, timeout=30, what="300 captured")
@@ -227,7 +239,11 @@ def test_gateway_killed_during_stream_loses_nothing_captured(
         scanner.unplug()
         scanner.plug()
         writer.join(30)
+        seen = len(sub.on(f"{P}/devices/dock-03-left/state"))
         d2 = start(daemons, cfg, tmp_path, sub)
+        # pyserial flushes the port's input when it opens it: write once it is open.
+        wait_until(lambda: any(m.json()["state"] == "connected" for m in sub.on(f"{P}/devices/dock-03-left/state")[seen:]),
+                   timeout=20, what="scanner reopened")
         writer2 = stream(scanner, 10_000, 500, sent)
         writer2.join(30)
         wait_until(lambda: last_seq_in(tmp_path) >= captured_before + 500, timeout=30, what="second stream captured")
