@@ -21,7 +21,8 @@ __all__ = ["SUFFIXES", "render_preview", "renderable_zpl"]
 
 SUFFIXES = (".png", ".svg", ".pdf")
 # zplkit 0.3 refuses ^PQ (print quantity); it does not change the picture of one label.
-_PQ_RE = re.compile(rb"[\^\x1e][Pp][Qq][^\^~\x1e\x10]*")
+# ^PQ (quantity) and ^JZ (reprint after error) change what the printer does, not the image.
+_PQ_RE = re.compile(rb"[\^\x1e](?:[Pp][Qq]|[Jj][Zz])[^\^~\x1e\x10]*")
 
 
 def renderable_zpl(zpl: bytes) -> bytes:

@@ -80,6 +80,10 @@ def render_zpl(
     parts = [
         "^XA",
         "^CI28",  # ZPL II guide ^CI: 28 = Unicode UTF-8
+        # ^JZN: no reprint after an error. With the default (Y) a printer reprints the label
+        # it was on after paper out or head open, and a lot label printed twice is a phantom
+        # lot; the job queue resumes at the first label not yet sent instead.
+        "^JZN",
         f"^PW{mm_to_dots(template.width_mm, dpi)}",
         f"^LL{mm_to_dots(template.height_mm, dpi)}",
         "^LH0,0",

@@ -75,7 +75,7 @@ def test_format_structure() -> None:
     template = TemplateLibrary.load(user_dir=None).get("lot")
     zpl = render_zpl(template, LabelData(lot="L1"), dpi=300, resolver=R, copies=3).decode()
     lines = zpl.splitlines()
-    assert lines[:5] == ["^XA", "^CI28", "^PW900", "^LL600", "^LH0,0"]
+    assert lines[:6] == ["^XA", "^CI28", "^JZN", "^PW900", "^LL600", "^LH0,0"]
     assert lines[-2:] == ["^PQ3", "^XZ"]
     assert "^FO35,24^BQN,2,7^FH_^FDMA,L1^FS" in lines
 
