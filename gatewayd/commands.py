@@ -118,6 +118,8 @@ def _handler(gw: Gateway, command: str) -> Callable[[dict[str, Any]], Any]:
     }
     if command in gw.commands:
         return gw.commands[command]
+    if command in ("print", "print/status"):
+        raise PayloadError(f"{command}: no printers are configured on this gateway")
     if command in builtin:
         fn = builtin[command]
         return lambda body: fn(gw, body)

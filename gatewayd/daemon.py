@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from drivers.backoff import Backoff
 from drivers.base import DeviceState, RawRead, Scanner
@@ -29,6 +29,9 @@ from gatewayd.publisher import Publisher
 from gatewayd.scanners import build_scanner
 from gatewayd.stations import Stations, state_payload
 from gatewayd.systemd import Notifier
+
+if TYPE_CHECKING:
+    from gatewayd.printing import PrintService
 
 __all__ = ["Gateway", "json_bytes"]
 
@@ -84,6 +87,7 @@ class Gateway:
         self.stations: Stations | None = None
         self.link: MqttLink | None = None
         self.publisher: Publisher | None = None
+        self.printing: PrintService | None = None
         # Extension points filled by the print subsystem.
         self.commands: dict[str, Callable[[dict[str, Any]], Any]] = {}
         self.on_connected_hooks: list[Callable[[], None]] = []
@@ -148,10 +152,17 @@ class Gateway:
             log.info("stopped")
 
     async def _start_extensions(self) -> None:
-        """Hook for the print subsystem (started after MQTT is set up)."""
+        """The print path, when printers are configured (after MQTT is set up)."""
+        if self.settings.printers:
+            from gatewayd.printing import PrintService
+
+            self.printing = PrintService(self)
+            await self.printing.start()
 
     async def _stop_extensions(self) -> None:
-        """Hook for the print subsystem."""
+        if self.printing is not None:
+            await self.printing.stop()
+            self.printing = None
 
     async def _settle(self, publisher: Publisher, *, timeout: float) -> None:
         # Give in-flight events a moment to be acknowledged, then say goodbye.
@@ -327,7 +338,7 @@ class Gateway:
         body["scanners"] = {
             sc.id: self.devices[sc.id].state if sc.id in self.devices else "unknown" for sc in s.scanners
         }
-        body["printers"] = {p.id: "unknown" for p in s.printers}
+        body["printers"] = {p.id: "unknown" for p in s.printers}  # the print path fills these in
         if self.outbox is not None:
             st = self.outbox.stats()
             body["outbox"] = {

@@ -1,0 +1,150 @@
+"""The print path through a real broker to a fake Zebra on a real socket.
+
+Labels are checked by rendering the ZPL the printer received (zplkit) and decoding the
+barcodes (zxing-cpp), not by comparing strings alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+import zxingcpp
+
+from gatewayd.config import parse
+from gatewayd.daemon import Gateway
+from gatewayd.local_broker import LocalBroker
+from tests.fake_zebra import FakeZebra
+from tests.mqtt_tools import Subscriber
+from tests.test_label_render import raster
+
+P = "gatewayd/print-gw"
+
+
+def settings_for(broker: LocalBroker, tmp_path: Path, printer_url: str, **printer: Any) -> Any:
+    return parse(
+        {
+            "gateway": {"id": "print-gw", "state_dir": str(tmp_path / "state")},
+            "mqtt": {"brokers": [broker.url], "protocol": broker.protocol, "reconnect_min_s": 0.1, "reconnect_max_s": 0.5},
+            "labels": {"resolver": "https://id.example.com"},
+            "stations": [{"id": "dock-03", "step": "receiving"}],
+            "printers": [{"id": "zebra", "driver": "zpl", "transport": printer_url, "dpi": 203,
+                          "status_interval_s": 0.2, **printer}],
+        }
+    )
+
+
+async def wait_for(predicate: Any, timeout: float = 15.0, what: str = "condition") -> Any:
+    async def loop() -> Any:
+        while not (value := predicate()):
+            await asyncio.sleep(0.01)
+        return value
+
+    try:
+        return await asyncio.wait_for(loop(), timeout)
+    except TimeoutError:
+        raise AssertionError(f"timed out waiting for {what}") from None
+
+
+def decode_label(zpl: bytes, dpi: int = 203) -> list[str]:
+    """Render one received label format and return the text of every barcode on it."""
+    return [r.text for r in zxingcpp.read_barcodes(raster(zpl, dpi))]
+
+
+@pytest.fixture
+async def gateway(broker: LocalBroker, tmp_path: Path) -> Any:
+    printer = FakeZebra()
+    await printer.__aenter__()
+    gw = Gateway(settings_for(broker, tmp_path, printer.url), scanners={})
+    stop = asyncio.Event()
+    task = asyncio.create_task(gw.run(stop))
+    await wait_for(lambda: gw.link is not None and gw.link.subscribed and gw.printing is not None, what="gateway up")
+    sub = Subscriber(broker.port, [f"{P}/#"], protocol=broker.protocol).__enter__()
+    yield gw, printer, sub
+    sub.__exit__(None, None, None)
+    stop.set()
+    await task
+    await printer.close()
+
+
+async def request(sub: Subscriber, body: dict[str, Any], tx: str) -> dict[str, Any]:
+    await sub.apublish(f"{P}/request/print", {"transaction": tx, **body})
+    return await sub.await_for(f"{P}/response/print", lambda p: p.get("transaction") == tx)  # type: ignore[no-any-return]
+
+
+async def test_lot_label_printed_once_and_decodes_to_digital_link(gateway: Any) -> None:
+    gw, printer, sub = gateway
+    label = {"lot": "SUP1-20261127-0001", "gtin": "09506000134352", "expiry": "2027-12-31", "qty": 40, "supplier": "SUP1"}
+    answer = await request(sub, {"job_id": "J-1", "printer": "zebra", "template": "lot", "labels": [label]}, "t1")
+    assert answer["status"] == "ok", answer
+    assert answer["data"]["job_id"] == "J-1" and answer["data"]["duplicate"] is False
+    await sub.await_for(f"{P}/printers/zebra/jobs", lambda p: p["job_id"] == "J-1" and p["state"] == "done")
+    assert len(printer.labels()) == 1
+    texts = decode_label(printer.labels()[0])
+    assert "https://id.example.com/01/09506000134352/10/SUP1-20261127-0001?17=271231" in texts
+    states = [p["state"] for p in sub.payloads(f"{P}/printers/zebra/jobs") if p["job_id"] == "J-1"]
+    assert states[0] == "queued" and states[-1] == "done" and "printing" in states
+    ready = await sub.await_for(f"{P}/printers/zebra/state", lambda p: p["state"] == "ready")
+    assert ready["schema"] == "gatewayd.printer/1"
+
+    # The same job id again (a WMS retry, an MQTT redelivery): answered, never reprinted.
+    again = await request(sub, {"job_id": "J-1", "printer": "zebra", "labels": [label]}, "t2")
+    assert again["status"] == "ok" and again["data"]["duplicate"] is True and again["data"]["state"] == "done"
+    await asyncio.sleep(0.5)  # give a wrong reprint the time to show up
+    assert len(printer.labels()) == 1
+
+
+async def test_batch_generates_consecutive_lots_never_repeated(gateway: Any) -> None:
+    gw, printer, sub = gateway
+    batch = {"count": 500, "supplier": "SUP1", "date": "2026-11-27", "gtin": "09506000134352", "expiry": "2027-12-31"}
+    answer = await request(sub, {"job_id": "B-1", "printer": "zebra", "batch": batch}, "b1")
+    assert answer["status"] == "ok", answer
+    lots = answer["data"]["lots"]
+    assert lots[0] == "SUP1-20261127-0001" and lots[-1] == "SUP1-20261127-0500" and len(set(lots)) == 500
+    done = await sub.await_for(f"{P}/printers/zebra/jobs", lambda p: p["job_id"] == "B-1" and p["state"] == "done", timeout=60)
+    assert done["lots"] == lots and done["printed"] == done["total"] == 500
+    assert len(printer.labels()) == 500
+    # Spot-check first and last label through the renderer.
+    assert any(t.endswith("/10/SUP1-20261127-0001?17=271231") for t in decode_label(printer.labels()[0]))
+    assert any(t.endswith("/10/SUP1-20261127-0500?17=271231") for t in decode_label(printer.labels()[-1]))
+    second = await request(sub, {"job_id": "B-2", "printer": "zebra", "batch": dict(batch, count=2)}, "b2")
+    assert second["data"]["lots"] == ["SUP1-20261127-0501", "SUP1-20261127-0502"]
+
+
+async def test_paper_out_holds_and_resumes_without_reprint(gateway: Any) -> None:
+    gw, printer, sub = gateway
+    printer.state = "paper_out"
+    labels = [{"lot": f"L-{i}"} for i in range(5)]
+    await request(sub, {"job_id": "H-1", "printer": "zebra", "labels": labels}, "h1")
+    held = await sub.await_for(f"{P}/printers/zebra/jobs", lambda p: p["job_id"] == "H-1" and p["state"] == "held")
+    assert "paper" in held["reason"].lower()
+    await sub.await_for(f"{P}/printers/zebra/state", lambda p: p["state"] == "paper_out")
+    assert printer.labels() == []
+    printer.state = "ready"
+    await sub.await_for(f"{P}/printers/zebra/jobs", lambda p: p["job_id"] == "H-1" and p["state"] == "done")
+    assert len(printer.labels()) == 5
+    assert [decode_label(z)[0] for z in printer.labels()] == [f"L-{i}" for i in range(5)]
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({"printer": "zebra", "labels": [{"lot": "A"}]}, "job_id"),
+        ({"job_id": "x", "printer": "nope", "labels": [{"lot": "A"}]}, "printer: expected one of zebra"),
+        ({"job_id": "x", "printer": "zebra", "template": "nope", "labels": [{"lot": "A"}]}, "no template 'nope'"),
+        ({"job_id": "x", "printer": "zebra"}, "exactly one of labels, batch or zpl"),
+        ({"job_id": "x", "printer": "zebra", "labels": [{"gtin": "09506000134353"}]}, "labels[0]"),
+        ({"job_id": "x", "printer": "zebra", "labels": [{"lot": "A"}], "copies": 0}, "copies"),
+        ({"job_id": "x", "printer": "zebra", "batch": {"count": 100000, "supplier": "S"}}, "batch.count"),
+        ({"job_id": "x", "printer": "zebra", "batch": {"count": 2, "supplier": "lower"}}, "batch.supplier"),
+        ({"job_id": "x", "printer": "zebra", "zpl": "^XA^FDx^FS^XZ"}, "raw ZPL is not allowed"),
+        ({"job_id": "x", "printer": "zebra", "labels": [{"lot": "A"}], "colour": "red"}, "unknown field"),
+    ],
+)
+async def test_invalid_print_requests_get_errors(gateway: Any, body: dict[str, Any], expected: str) -> None:
+    gw, printer, sub = gateway
+    answer = await request(sub, body, "bad")
+    assert answer["status"] == "error" and expected in answer["error"], answer
+    assert printer.labels() == []
