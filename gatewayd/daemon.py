@@ -59,6 +59,7 @@ class DeviceInfo:
     state: str
     detail: str
     since: float
+    reported: bool = True  # False until the driver first says how the device is
 
 
 class Gateway:
@@ -107,7 +108,7 @@ class Gateway:
         self.outbox = outbox
         self.stations = Stations(s, load=outbox.get_meta, save=outbox.set_meta)
         for sc in s.scanners:
-            self.devices[sc.id] = DeviceInfo("disconnected", "not opened yet", time.time())
+            self.devices[sc.id] = DeviceInfo("disconnected", "not opened yet", time.time(), reported=False)
             self.counters.reads[sc.id] = 0
         link = MqttLink(
             settings=s.mqtt,
@@ -372,8 +373,9 @@ class Gateway:
         assert self.stations is not None
         for st in self.stations.all():
             self._publish_station(st.id)
-        for device in list(self.devices):
-            self._publish_device(device)
+        for device, info in list(self.devices.items()):
+            if info.reported:
+                self._publish_device(device)
         for hook in self.on_connected_hooks:
             hook()
 

@@ -1,0 +1,31 @@
+"""`gatewayd demo` end to end: broker, replayed dock day, virtual printer, WMS view."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.mqtt_tools import ROOT
+
+
+def test_demo_replays_a_dock_day_and_prints_labels(tmp_path: Path) -> None:
+    out = tmp_path / "demo-out"
+    proc = subprocess.run(
+        [sys.executable, "-m", "gatewayd", "demo", "--once", "--speed", "20", "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL, check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+    scans = [line for line in proc.stdout.splitlines() if "  scan  " in line]
+    # 17 reads in the day: one repeat inside the dedupe window and one step command are
+    # not scans; everything else is published, the damaged and garbled reads included.
+    assert len(scans) == 15, proc.stdout
+    assert sum("unknown" in line for line in scans) == 1
+    assert sum("invalid GTIN check digit" in line for line in scans) == 1
+    assert any("ship-01 is now transfer" in line for line in proc.stdout.splitlines())
+    zpl = sorted((out / "labels").glob("*.zpl"))
+    png = sorted((out / "labels").glob("*.png"))
+    assert len(zpl) == 4 and len(png) == 4
+    assert b"SUP3-" in zpl[-1].read_bytes()
+    assert (out / "gatewayd.toml").exists()
