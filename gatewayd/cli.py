@@ -107,9 +107,8 @@ def to_toml(data: dict[str, Any]) -> str:
             lines.append("")
             lines.append(header)
         for k, v in simple.items():
-            if k == "brokers":
-                v = [f"{b['scheme']}://{b['host']}:{b['port']}" for b in v]
-            lines.append(f"{k} = {scalar(v)}")
+            value = [f"{b['scheme']}://{b['host']}:{b['port']}" for b in v] if k == "brokers" else v
+            lines.append(f"{k} = {scalar(value)}")
         for k, v in d.items():
             if isinstance(v, dict):
                 table(f"{prefix}{k}.", v, f"[{prefix}{k}]")
@@ -341,9 +340,17 @@ def build_parser() -> argparse.ArgumentParser:
     _config_arg(p)
     p.add_argument("--printer", required=True, help="printer id from the config")
     p.add_argument("--template", default="lot", help="label template name (default: lot)")
-    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="a label field, e.g. lot=SUP1-20261127-0001")
+    p.add_argument(
+        "--set", action="append", default=[], metavar="FIELD=VALUE", help="a label field, e.g. lot=SUP1-20261127-0001"
+    )
     p.add_argument("--copies", type=int, default=1, help="copies of each label")
-    p.add_argument("--batch", type=int, default=0, metavar="N", help="generate N lot ids by the lot-number convention (needs supplier=, date=)")
+    p.add_argument(
+        "--batch",
+        type=int,
+        default=0,
+        metavar="N",
+        help="generate N lot ids by the lot-number convention (needs supplier=, date=)",
+    )
     p.set_defaults(func=cmd_print)
 
     p = sub.add_parser("label", help="label tools", description="Label tools.")

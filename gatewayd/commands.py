@@ -186,9 +186,7 @@ def _health(gw: Gateway, body: dict[str, Any]) -> dict[str, Any]:
             "broker": str(gw.link.broker) if gw.link.broker else None,
             "last_error": gw.link.last_error,
         }
-    status["devices"] = {
-        d: {"state": i.state, "detail": i.detail} for d, i in sorted(gw.devices.items())
-    }
+    status["devices"] = {d: {"state": i.state, "detail": i.detail} for d, i in sorted(gw.devices.items())}
     return status
 
 
@@ -199,9 +197,7 @@ def _rebirth(gw: Gateway, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def _feedback(gw: Gateway, body: dict[str, Any]) -> None:
-    raise PayloadError(
-        "feedback: this gateway has no feedback output (display, light or beeper) configured"
-    )
+    raise PayloadError("feedback: this gateway has no feedback output (display, light or beeper) configured")
 
 
 def _replay(gw: Gateway, body: dict[str, Any]) -> Any:

@@ -216,7 +216,7 @@ class Settings:
 
     def to_dict(self) -> dict[str, Any]:
         """The effective configuration as plain TOML-able values (secrets not included)."""
-        return _plain(asdict(self))
+        return dict(_plain(asdict(self)))
 
 
 def _plain(value: Any) -> Any:
@@ -276,9 +276,7 @@ class _Table:
                 return None
             return default
         kinds = kind if isinstance(kind, tuple) else (kind,)
-        ok = isinstance(value, kinds) and not (
-            isinstance(value, bool) and bool not in kinds
-        )
+        ok = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
         if float in kinds and isinstance(value, int) and not isinstance(value, bool):
             ok = True
             value = float(value)
@@ -300,8 +298,14 @@ class _Table:
 
 
 def _type_name(kind: type) -> str:
-    return {str: "a string", int: "an integer", float: "a number", bool: "true or false",
-            list: "a list", dict: "a table"}.get(kind, kind.__name__)
+    return {
+        str: "a string",
+        int: "an integer",
+        float: "a number",
+        bool: "true or false",
+        list: "a list",
+        dict: "a table",
+    }.get(kind, kind.__name__)
 
 
 def _one_of(*choices: Any) -> Callable[[Any], str | None]:
@@ -468,9 +472,7 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
     )
     labels = replace(settings.labels, templates_dir=fix(settings.labels.templates_dir) or settings.labels.templates_dir)
     scanners = tuple(
-        replace(s, path=str(base / s.path))
-        if s.driver == "replay" and s.path and not Path(s.path).is_absolute()
-        else s
+        replace(s, path=str(base / s.path)) if s.driver == "replay" and s.path and not Path(s.path).is_absolute() else s
         for s in settings.scanners
     )
     return replace(settings, gateway=gateway, mqtt=mqtt, labels=labels, scanners=scanners)
@@ -546,7 +548,10 @@ def _parse_mqtt(root: _Table, problems: _Problems) -> MqttSettings:
     )
     if t.raw("password") is not _MISSING:
         t.taken.add("password")
-        problems.add("mqtt.password", "passwords are not kept in the config: put it in a file readable only by gatewayd and set password_file")
+        problems.add(
+            "mqtt.password",
+            "passwords are not kept in the config: put it in a file readable only by gatewayd and set password_file",
+        )
     if settings.cert_file and not settings.key_file:
         problems.add("mqtt.key_file", "cert_file is set, so key_file is required too")
     if settings.key_file and not settings.cert_file:
@@ -591,7 +596,9 @@ def _parse_decode(root: _Table, problems: _Problems) -> DecodeSettings:
         if not isinstance(item, str) or len(item) != 1:
             problems.add(f"decode.separator_substitutes[{i}]", f"expected a single character, got {item!r}")
         elif item.isalnum():
-            problems.add(f"decode.separator_substitutes[{i}]", f"a letter or digit would corrupt GS1 data, got {item!r}")
+            problems.add(
+                f"decode.separator_substitutes[{i}]", f"a letter or digit would corrupt GS1 data, got {item!r}"
+            )
         else:
             subs.append(item)
     s = DecodeSettings(
@@ -703,7 +710,9 @@ def _parse_scanners(root: _Table, problems: _Problems, stations: set[str]) -> li
             kw["framing"] = _parse_framing(t, problems)
         if driver == "serial":
             kw["port"] = t.get("port", str, check=_path)
-            kw["baudrate"] = t.get("baudrate", int, 9600, check=_one_of(1200, 2400, 4800, 9600, 14400, 19200, 38400, 57600, 115200, 230400))
+            kw["baudrate"] = t.get(
+                "baudrate", int, 9600, check=_one_of(1200, 2400, 4800, 9600, 14400, 19200, 38400, 57600, 115200, 230400)
+            )
             kw["bytesize"] = t.get("bytesize", int, 8, check=_one_of(5, 6, 7, 8))
             kw["parity"] = t.get("parity", str, "N", check=_one_of("N", "E", "O", "M", "S"))
             kw["stopbits"] = t.get("stopbits", float, 1.0, check=_one_of(1, 1.5, 2))
@@ -719,7 +728,12 @@ def _parse_scanners(root: _Table, problems: _Problems, stations: set[str]) -> li
                 problems.add(path, "an evdev scanner needs exactly one of path, name or usb")
             kw["layout"] = t.get("layout", str, "us", check=_one_of("us", "uk", "de", "fr"))
             kw["terminator_key"] = t.get("terminator_key", str, "enter", check=_one_of("enter", "tab"))
-            kw["gs_substitute"] = t.get("gs_substitute", str, None, check=lambda v: None if len(v) == 1 else f"expected one character, got {v!r}")
+            kw["gs_substitute"] = t.get(
+                "gs_substitute",
+                str,
+                None,
+                check=lambda v: None if len(v) == 1 else f"expected one character, got {v!r}",
+            )
         elif driver == "hidpos":
             kw["usb"] = t.get("usb", str, check=_usb_id)
             kw["serial_number"] = t.get("serial_number", str, None, check=_nonempty)
@@ -745,7 +759,7 @@ def _parse_printers(root: _Table, problems: _Problems, stations: set[str]) -> li
         station = t.get("station", str, None)
         if station is not None and station not in stations:
             problems.add(f"{path}.station", f"no station {station!r} in [[stations]]")
-        kw = dict(
+        kw: dict[str, Any] = dict(  # noqa: C408  # keyword form reads like the dataclass
             dpi=t.get("dpi", int, d.dpi, check=_one_of(203, 300, 600)),
             allow_raw=t.get("allow_raw", bool, False),
             station=station,
@@ -759,7 +773,7 @@ def _parse_printers(root: _Table, problems: _Problems, stations: set[str]) -> li
             problems.add(f"{path}.allow_raw", "raw passthrough is for ZPL printers only")
         t.finish()
         if pid is not None and driver is not None and transport is not None:
-            out.append(PrinterSettings(id=pid, driver=driver, transport=transport, **kw))  # type: ignore[arg-type]
+            out.append(PrinterSettings(id=pid, driver=driver, transport=transport, **kw))
     return out
 
 

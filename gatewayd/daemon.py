@@ -133,9 +133,15 @@ class Gateway:
                     self._spawn(self._watchdog(self.notifier.watchdog_interval), "gatewayd[systemd].watchdog")
                 await self._start_extensions()
                 log.info(
-                    "gatewayd %s started: gateway %s, %d station(s), %d scanner(s), outbox %s (last seq %d, %d undelivered)",
-                    __version__, s.gateway.id, len(s.stations), len(s.scanners), outbox.path,
-                    outbox.last_seq, outbox.stats().depth,
+                    "gatewayd %s started: gateway %s, %d station(s), %d scanner(s), "
+                    "outbox %s (last seq %d, %d undelivered)",
+                    __version__,
+                    s.gateway.id,
+                    len(s.stations),
+                    len(s.scanners),
+                    outbox.path,
+                    outbox.last_seq,
+                    outbox.stats().depth,
                 )
                 self.notifier.ready(self._status_line())
                 await stop.wait()
@@ -290,8 +296,13 @@ class Gateway:
         info = self.devices[device]
         self.publish_retained(
             f"{self.root}/devices/{device}/state",
-            {"schema": "gatewayd.device/1", "device": device, "state": info.state,
-             "detail": info.detail, "since": rfc3339(info.since)},
+            {
+                "schema": "gatewayd.device/1",
+                "device": device,
+                "state": info.state,
+                "detail": info.detail,
+                "since": rfc3339(info.since),
+            },
         )
 
     def _publish_station(self, station_id: str) -> None:
@@ -333,9 +344,7 @@ class Gateway:
         body["at"] = rfc3339(time.time())
         body["clock_synced"] = self.clock.synced()
         if self.stations is not None:
-            body["stations"] = {
-                st.id: {"step": st.step, "since": rfc3339(st.since)} for st in self.stations.all()
-            }
+            body["stations"] = {st.id: {"step": st.step, "since": rfc3339(st.since)} for st in self.stations.all()}
         body["scanners"] = {
             sc.id: self.devices[sc.id].state if sc.id in self.devices else "unknown" for sc in s.scanners
         }
@@ -365,7 +374,9 @@ class Gateway:
         st = self.outbox.stats()
         link = self.link
         broker = f"connected to {link.broker}" if link and link.connected else "broker not connected"
-        return f"{broker}; outbox {st.depth} undelivered, last seq {st.last_seq}; {self.counters.captured} reads captured"
+        return (
+            f"{broker}; outbox {st.depth} undelivered, last seq {st.last_seq}; {self.counters.captured} reads captured"
+        )
 
     def rebirth(self) -> None:
         """Re-publish every retained state (on connect and on ``request/rebirth``)."""

@@ -114,8 +114,11 @@ class WmsView:
             self.say("printer", f"{p['printer']}: {p['state']} ({p['detail']})")
         elif topic == "status":
             outbox = p.get("outbox", {})
-            self.say("status", f"gateway {p['gateway']} {p['state']}, last seq {outbox.get('last_seq', '-')}, "
-                     f"{outbox.get('depth', 0)} undelivered")
+            self.say(
+                "status",
+                f"gateway {p['gateway']} {p['state']}, last seq {outbox.get('last_seq', '-')}, "
+                f"{outbox.get('depth', 0)} undelivered",
+            )
         elif topic.startswith("response/"):
             detail = p.get("error") or json.dumps(p.get("data"))[:160]
             self.say("response", f"{topic[9:]} {p['status']}: {detail}")
@@ -140,8 +143,11 @@ def run_demo(args: argparse.Namespace) -> int:
         if handler is not file_log:
             handler.setLevel(logging.WARNING)
     with LocalBroker(workdir=out / "broker", port=args.port or None) as broker:
-        print(f"gatewayd demo: {broker.kind} broker on {broker.url} (MQTT {'5' if broker.protocol == 5 else '3.1.1'}); "
-              f"labels and logs in {out}; Ctrl-C stops", flush=True)
+        print(
+            f"gatewayd demo: {broker.kind} broker on {broker.url} (MQTT {'5' if broker.protocol == 5 else '3.1.1'}); "
+            f"labels and logs in {out}; Ctrl-C stops",
+            flush=True,
+        )
         return asyncio.run(_demo(args, out, broker))
 
 
@@ -184,17 +190,42 @@ async def _demo(args: argparse.Namespace, out: Path, broker: LocalBroker) -> int
                 loop.add_signal_handler(sig, stop.set)
             runner = asyncio.create_task(gw.run(stop), name="gatewayd[demo].gateway")
             await _until(lambda: view.ready.is_set() and gw.link is not None and gw.link.subscribed, runner)
-            view.request("print", {
-                "transaction": "demo-1", "job_id": "DEMO-LOT-1", "printer": "dock-03-zebra", "template": "lot",
-                "labels": [{"lot": "SUP1-20261127-0001", "gtin": "09506000134352", "expiry": "2027-12-31",
-                            "qty": 40, "supplier": "SUP1"}],
-            })
-            view.request("print", {
-                "transaction": "demo-2", "job_id": "DEMO-BATCH-1", "printer": "dock-03-zebra", "template": "lot",
-                "batch": {"count": 3, "supplier": "SUP3", "date": time.strftime("%Y-%m-%d"),
-                          "gtin": "09506000134383", "expiry": "2027-06-30"},
-            })
+            view.request(
+                "print",
+                {
+                    "transaction": "demo-1",
+                    "job_id": "DEMO-LOT-1",
+                    "printer": "dock-03-zebra",
+                    "template": "lot",
+                    "labels": [
+                        {
+                            "lot": "SUP1-20261127-0001",
+                            "gtin": "09506000134352",
+                            "expiry": "2027-12-31",
+                            "qty": 40,
+                            "supplier": "SUP1",
+                        }
+                    ],
+                },
+            )
+            view.request(
+                "print",
+                {
+                    "transaction": "demo-2",
+                    "job_id": "DEMO-BATCH-1",
+                    "printer": "dock-03-zebra",
+                    "template": "lot",
+                    "batch": {
+                        "count": 3,
+                        "supplier": "SUP3",
+                        "date": time.strftime("%Y-%m-%d"),
+                        "gtin": "09506000134383",
+                        "expiry": "2027-06-30",
+                    },
+                },
+            )
             if args.once:
+
                 def finished() -> bool:
                     assert gw.outbox is not None
                     captured = gw.counters.captured + gw.counters.suppressed + gw.counters.step_commands

@@ -163,8 +163,7 @@ class Outbox:
 
     def _set_meta(self, key: str, value: str) -> None:
         self.db.execute(
-            "INSERT INTO meta (key, value) VALUES (?, ?) "
-            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             (key, value),
         )
 
@@ -185,14 +184,9 @@ class Outbox:
 
     @property
     def full(self) -> bool:
-        return (
-            self._depth >= self.settings.max_events
-            or self._depth_bytes >= self.settings.max_bytes
-        )
+        return self._depth >= self.settings.max_events or self._depth_bytes >= self.settings.max_bytes
 
-    def capture(
-        self, *, topic: str, build: Callable[[int, str], bytes], at: float | None = None
-    ) -> Event:
+    def capture(self, *, topic: str, build: Callable[[int, str], bytes], at: float | None = None) -> Event:
         """Commit one event and return it; ``build(seq, event_id)`` makes the payload.
 
         Raises :class:`OutboxFull` (nothing written) when the undelivered backlog is at its
@@ -231,9 +225,7 @@ class Outbox:
         return [Event(r[0], r[1], r[2], bytes(r[3]), r[4]) for r in rows]
 
     def first_undelivered_seq(self) -> int | None:
-        row = self.db.execute(
-            "SELECT min(seq) FROM events WHERE delivered_at IS NULL"
-        ).fetchone()
+        row = self.db.execute("SELECT min(seq) FROM events WHERE delivered_at IS NULL").fetchone()
         return None if row[0] is None else int(row[0])
 
     def mark_delivered(self, seqs: Iterable[int], *, at: float | None = None) -> int:

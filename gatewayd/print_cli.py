@@ -88,7 +88,9 @@ def cmd_print(args: argparse.Namespace) -> int:
     return asyncio.run(_send(settings, req.printer.id, req.printer.driver, job.labels, job.lot_ids))
 
 
-async def _send(settings: Settings, printer_id: str, driver: str, labels: tuple[bytes, ...], lots: tuple[str, ...]) -> int:
+async def _send(
+    settings: Settings, printer_id: str, driver: str, labels: tuple[bytes, ...], lots: tuple[str, ...]
+) -> int:
     printer = next(p for p in settings.printers if p.id == printer_id)
     transport = open_transport(printer.transport, id=printer.id, timeout=printer.timeout_s)
     try:
@@ -99,8 +101,11 @@ async def _send(settings: Settings, printer_id: str, driver: str, labels: tuple[
                     if answer is not None:
                         state, detail = answer_state(answer)
                         if state != "ready":
-                            print(f"\ngatewayd print: {printer.id} is {state} ({detail}); "
-                                  f"{i} of {len(labels)} label(s) printed", file=sys.stderr)
+                            print(
+                                f"\ngatewayd print: {printer.id} is {state} ({detail}); "
+                                f"{i} of {len(labels)} label(s) printed",
+                                file=sys.stderr,
+                            )
                             return 1
                 await transport.send(label)
                 _progress(i + 1, len(labels))

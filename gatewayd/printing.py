@@ -70,7 +70,9 @@ def parse_print_request(body: Mapping[str, Any], settings: Settings, library: Te
     """Check every field of a print request; raise :class:`PayloadError` naming the problem."""
     extra = sorted(set(body) - REQUEST_FIELDS)
     if extra:
-        raise PayloadError(f"unknown field(s) {', '.join(map(repr, extra))}; expected {', '.join(sorted(REQUEST_FIELDS))}")
+        raise PayloadError(
+            f"unknown field(s) {', '.join(map(repr, extra))}; expected {', '.join(sorted(REQUEST_FIELDS))}"
+        )
     job_id = body.get("job_id")
     if not isinstance(job_id, str) or not job_id.strip() or len(job_id) > MAX_JOB_ID:
         raise PayloadError(f"job_id: expected a non-empty string of at most {MAX_JOB_ID} characters, got {job_id!r}")
@@ -141,7 +143,9 @@ def parse_print_request(body: Mapping[str, Any], settings: Settings, library: Te
         batch = (count, supplier, day, common)
     else:
         if printer.driver != "zpl" or not printer.allow_raw:
-            raise PayloadError(f"zpl: raw ZPL is not allowed on printer {printer.id!r} (set allow_raw = true for a ZPL printer)")
+            raise PayloadError(
+                f"zpl: raw ZPL is not allowed on printer {printer.id!r} (set allow_raw = true for a ZPL printer)"
+            )
         raw_zpl = body["zpl"]
         if not isinstance(raw_zpl, str):
             raise PayloadError("zpl: expected a string of ZPL")
@@ -265,13 +269,18 @@ class PrintService:
                 return self._answer(existing, duplicate=True)
             lots = self.lots
             job = await asyncio.to_thread(
-                build_job, req, self.settings,
+                build_job,
+                req,
+                self.settings,
                 reserve=lambda supplier, day, count, max_seq: lots.reserve(supplier, day, count, max_seq=max_seq),
             )
             result = await self.jobs.submit(job)
         log.info(
             "print job %s: %s, %d label(s) for %s%s",
-            job.job_id, "accepted" if result.accepted else result.state, job.total, job.printer,
+            job.job_id,
+            "accepted" if result.accepted else result.state,
+            job.total,
+            job.printer,
             f", lots {job.lot_ids[0]}..{job.lot_ids[-1]}" if len(job.lot_ids) > 1 else "",
         )
         status = await self.jobs.status(req.job_id)
@@ -310,7 +319,9 @@ class PrintService:
     def _job_event(self, printer: str, payload: dict[str, Any]) -> None:
         body = {"schema": "gatewayd.job/1", "printer": printer, **payload}
         if payload["state"] in ("held", "failed"):
-            log.warning("print job %s on %s: %s (%s)", payload["job_id"], printer, payload["state"], payload.get("reason"))
+            log.warning(
+                "print job %s on %s: %s (%s)", payload["job_id"], printer, payload["state"], payload.get("reason")
+            )
         elif payload["state"] == "done":
             log.info("print job %s on %s: done, %d label(s)", payload["job_id"], printer, payload["printed"])
         if self.gw.link is not None and self.gw.link.connected:

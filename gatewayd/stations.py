@@ -72,16 +72,14 @@ class Stations:
             self.suppressed[s.id] = 0
 
     @staticmethod
-    def _restore(
-        s: StationSettings, load: Callable[[str], str | None], now: float
-    ) -> StationState:
+    def _restore(s: StationSettings, load: Callable[[str], str | None], now: float) -> StationState:
         saved = load(f"station.{s.id}.step")
         step: Step = s.step
         since = now
         if saved:
             name, _, at = saved.partition("@")
             if name in STEPS:
-                step = name  # type: ignore[assignment]
+                step = name
                 since = float(at) if at else now
         return StationState(s.id, step, since, s.location, s.dedupe_ms)
 
@@ -110,7 +108,7 @@ class Stations:
             return None
         name = stripped[len(prefix) :].decode("utf-8", "replace").strip().lower()
         if name in STEPS:
-            return StepCommand(name, None)  # type: ignore[arg-type]
+            return StepCommand(name, None)
         return StepCommand(
             None, f"step command {stripped!r}: expected one of {', '.join(STEPS)} after {self._prefix!r}"
         )
@@ -144,4 +142,3 @@ def state_payload(state: StationState) -> dict[str, object]:
         "biz_step": state.biz_step,
         "since": rfc3339(state.since),
     }
-

@@ -107,7 +107,10 @@ class VirtualZebra:
                 width = _dots(rb"\^PW(\d+)", zpl, 609)
                 height = _dots(rb"\^LL(\d+)", zpl, 406)
                 render_preview(
-                    zpl, dpi=self.dpi, width_mm=width * 25.4 / self.dpi, height_mm=height * 25.4 / self.dpi,
+                    zpl,
+                    dpi=self.dpi,
+                    width_mm=width * 25.4 / self.dpi,
+                    height_mm=height * 25.4 / self.dpi,
                     path=path.with_suffix(".png"),
                 )
             except Exception as exc:  # a preview is a nicety; the ZPL file is what counts

@@ -19,7 +19,9 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def wait_until(predicate: Callable[[], Any], *, timeout: float = 10.0, interval: float = 0.01, what: str = "condition") -> Any:
+def wait_until(
+    predicate: Callable[[], Any], *, timeout: float = 10.0, interval: float = 0.01, what: str = "condition"
+) -> Any:
     """Poll ``predicate`` until it returns something truthy; fail with ``what`` on timeout."""
     deadline = time.monotonic() + timeout
     while True:
@@ -68,7 +70,9 @@ class Subscriber:
 
     def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
         with self._lock:
-            self.messages.append(Received(msg.topic, bytes(msg.payload), bool(msg.retain), getattr(msg, "properties", None)))
+            self.messages.append(
+                Received(msg.topic, bytes(msg.payload), bool(msg.retain), getattr(msg, "properties", None))
+            )
 
     def __enter__(self) -> Subscriber:
         self.client.connect("127.0.0.1", self.port, keepalive=10)
@@ -94,9 +98,13 @@ class Subscriber:
                 return p
         return None
 
-    def wait_for(self, topic_prefix: str, predicate: Callable[[Any], bool] = lambda p: True, *, timeout: float = 15.0) -> Any:
+    def wait_for(
+        self, topic_prefix: str, predicate: Callable[[Any], bool] = lambda p: True, *, timeout: float = 15.0
+    ) -> Any:
         """Blocking wait (for tests whose gateway runs in another process)."""
-        return wait_until(lambda: self.find(topic_prefix, predicate), timeout=timeout, what=f"a message on {topic_prefix}")
+        return wait_until(
+            lambda: self.find(topic_prefix, predicate), timeout=timeout, what=f"a message on {topic_prefix}"
+        )
 
     async def await_for(
         self, topic_prefix: str, predicate: Callable[[Any], bool] = lambda p: True, *, timeout: float = 15.0
@@ -143,7 +151,11 @@ class DaemonProcess:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gatewayd", "run", "--config", str(self.config)],
-            stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=self.env, cwd=ROOT,
+            stdout=log,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+            env=self.env,
+            cwd=ROOT,
             start_new_session=True,
         )
         log.close()

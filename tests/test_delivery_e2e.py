@@ -29,7 +29,7 @@ def config(tmp_path: Path, brokers: list[str], protocol: int, scanner: PtyScanne
         f"""
 [gateway]
 id = "e2e-gw"
-state_dir = "{tmp_path / 'state'}"
+state_dir = "{tmp_path / "state"}"
 
 [mqtt]
 brokers = [{brokers_toml}]
@@ -40,7 +40,7 @@ reconnect_max_s = 0.5
 
 [outbox]
 drain_rate = 0
-{extra.get('outbox', '')}
+{extra.get("outbox", "")}
 
 [[stations]]
 id = "dock-03"
@@ -79,7 +79,8 @@ def start(daemons: list[DaemonProcess], cfg: Path, tmp_path: Path, sub: Subscrib
         count = len(sub.on(f"{P}/status"))
         wait_until(
             lambda: any(m.json()["state"] == "online" for m in sub.on(f"{P}/status")[count:]) or not d.alive(),
-            timeout=20, what="gateway online",
+            timeout=20,
+            what="gateway online",
         )
         assert d.alive(), d.log()
     return d
@@ -111,13 +112,18 @@ def fill_gaps(sub: Subscriber, last_seq: int) -> int:
             tx = f"gap-{i}-{attempt}"
             sub.publish(f"{P}/request/replay", {"transaction": tx, "from_seq": a, "to_seq": b})
             try:
-                wait_until(lambda t=tx: sub.find(f"{P}/response/replay", lambda p: p.get("transaction") == t),
-                           timeout=5, what="replay response")
+                wait_until(
+                    lambda t=tx: sub.find(f"{P}/response/replay", lambda p: p.get("transaction") == t),
+                    timeout=5,
+                    what="replay response",
+                )
                 break
             except AssertionError:
                 continue
     if ranges:
-        wait_until(lambda: {p["seq"] for p in scans(sub)} >= set(range(1, last_seq + 1)), timeout=30, what="gaps filled")
+        wait_until(
+            lambda: {p["seq"] for p in scans(sub)} >= set(range(1, last_seq + 1)), timeout=30, what="gaps filled"
+        )
     return len(missing)
 
 
@@ -211,7 +217,7 @@ def test_broker_killed_repeatedly_during_stream(
             writer.join(60)
             wait_until(lambda: last_seq_in(tmp_path) >= total, timeout=60, what="all reads captured")
             last = last_seq_in(tmp_path)
-            wait_until(lambda: sub.client.is_connected(), timeout=20, what="subscriber reconnected")
+            wait_until(sub.client.is_connected, timeout=20, what="subscriber reconnected")
             # Events the broker acknowledged and then lost with its memory (including a
             # tail after the last seq seen: P/status and health report last_seq) are gaps
             # the subscriber fills by replay, exactly as a WMS would.
@@ -242,8 +248,11 @@ def test_gateway_killed_during_stream_loses_nothing_captured(
         seen = len(sub.on(f"{P}/devices/dock-03-left/state"))
         d2 = start(daemons, cfg, tmp_path, sub)
         # pyserial flushes the port's input when it opens it: write once it is open.
-        wait_until(lambda: any(m.json()["state"] == "connected" for m in sub.on(f"{P}/devices/dock-03-left/state")[seen:]),
-                   timeout=20, what="scanner reopened")
+        wait_until(
+            lambda: any(m.json()["state"] == "connected" for m in sub.on(f"{P}/devices/dock-03-left/state")[seen:]),
+            timeout=20,
+            what="scanner reopened",
+        )
         writer2 = stream(scanner, 10_000, 500, sent)
         writer2.join(30)
         wait_until(lambda: last_seq_in(tmp_path) >= captured_before + 500, timeout=30, what="second stream captured")

@@ -13,7 +13,12 @@ def test_demo_replays_a_dock_day_and_prints_labels(tmp_path: Path) -> None:
     out = tmp_path / "demo-out"
     proc = subprocess.run(
         [sys.executable, "-m", "gatewayd", "demo", "--once", "--speed", "20", "--out", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL, check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+        check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stdout + proc.stderr

@@ -39,16 +39,40 @@ def settings_for(broker: LocalBroker, tmp_path: Path, **outbox: Any) -> Any:
     return parse(
         {
             "gateway": {"id": "gw-test", "site": "ams1", "state_dir": str(tmp_path / "state")},
-            "mqtt": {"brokers": [broker.url], "protocol": broker.protocol, "reconnect_min_s": 0.1, "reconnect_max_s": 0.5},
+            "mqtt": {
+                "brokers": [broker.url],
+                "protocol": broker.protocol,
+                "reconnect_min_s": 0.1,
+                "reconnect_max_s": 0.5,
+            },
             "outbox": outbox,
             "decode": {"lot_pattern": r"^[A-Z0-9]{2,8}-\d{8}-\d{4}$"},
             "stations": [
-                {"id": "dock-03", "step": "receiving", "location": "urn:epc:id:sgln:9506000134352.0.3", "dedupe_ms": 1500},
+                {
+                    "id": "dock-03",
+                    "step": "receiving",
+                    "location": "urn:epc:id:sgln:9506000134352.0.3",
+                    "dedupe_ms": 1500,
+                },
                 {"id": "zone-a", "step": "transfer", "dedupe_ms": 0},
             ],
             "scanners": [
-                {"id": "dock-03-left", "station": "dock-03", "driver": "tcp", "mode": "server", "host": "127.0.0.1", "port": 1},
-                {"id": "zone-a-1", "station": "zone-a", "driver": "tcp", "mode": "server", "host": "127.0.0.1", "port": 1},
+                {
+                    "id": "dock-03-left",
+                    "station": "dock-03",
+                    "driver": "tcp",
+                    "mode": "server",
+                    "host": "127.0.0.1",
+                    "port": 1,
+                },
+                {
+                    "id": "zone-a-1",
+                    "station": "zone-a",
+                    "driver": "tcp",
+                    "mode": "server",
+                    "host": "127.0.0.1",
+                    "port": 1,
+                },
             ],
         }
     )
@@ -83,7 +107,7 @@ def running(broker: LocalBroker, tmp_path: Path) -> Any:
 
 async def test_scan_payload_matches_design(running: Any, broker: LocalBroker) -> None:
     with Subscriber(broker.port, ["gatewayd/gw-test/#"], protocol=broker.protocol) as sub:
-        gw, scanners, stop, task = await running()
+        _gw, scanners, stop, task = await running()
         await scanners["dock-03-left"].queue.put(b"]C1010950600013435210ABC123\x1d17271200")
         msg = await wait_for(lambda: sub.payloads("gatewayd/gw-test/scans/dock-03"), what="scan")
         scan = msg[0]
@@ -106,7 +130,7 @@ async def test_scan_payload_matches_design(running: Any, broker: LocalBroker) ->
         assert len(scan["event_id"]) == 36 and scan["event_id"][14] == "7"
         stop.set()
         await task
-        status = [m for m in sub.on("gatewayd/gw-test/status")]
+        status = list(sub.on("gatewayd/gw-test/status"))
         assert status[-1].json()["state"] == "offline"
 
 
@@ -114,7 +138,13 @@ async def test_dedupe_step_commands_and_garbled(running: Any, broker: LocalBroke
     with Subscriber(broker.port, ["gatewayd/gw-test/#"], protocol=broker.protocol) as sub:
         gw, scanners, stop, task = await running()
         q = scanners["dock-03-left"].queue
-        for data in (b"SUP1-20261127-0001", b"SUP1-20261127-0001", b"STEP:dispatch", b"SUP1-20261127-0001", b"\xff\x00garbled"):
+        for data in (
+            b"SUP1-20261127-0001",
+            b"SUP1-20261127-0001",
+            b"STEP:dispatch",
+            b"SUP1-20261127-0001",
+            b"\xff\x00garbled",
+        ):
             await q.put(data)
         await wait_for(lambda: len(sub.payloads("gatewayd/gw-test/scans/")) >= 2, what="two scans")
         state = await wait_for(
@@ -136,14 +166,24 @@ async def test_dedupe_step_commands_and_garbled(running: Any, broker: LocalBroke
 
 async def test_requests_answered_and_bad_requests_refused(running: Any, broker: LocalBroker) -> None:
     with Subscriber(broker.port, ["gatewayd/gw-test/#"], protocol=broker.protocol) as sub:
-        gw, scanners, stop, task = await running()
-        await sub.apublish("gatewayd/gw-test/request/station/step", {"transaction": "t1", "station": "zone-a", "step": "picking"})
+        _gw, _scanners, stop, task = await running()
+        await sub.apublish(
+            "gatewayd/gw-test/request/station/step", {"transaction": "t1", "station": "zone-a", "step": "picking"}
+        )
         ok = await sub.await_for("gatewayd/gw-test/response/station/step", lambda p: p.get("transaction") == "t1")
         assert ok["status"] == "ok" and ok["data"]["step"] == "picking"
         bad = [
             ("station/step", b"not json", "not valid UTF-8 JSON"),
-            ("station/step", json.dumps({"transaction": "t2", "station": "nope", "step": "picking"}).encode(), "station must be one of"),
-            ("station/step", json.dumps({"transaction": "t3", "station": "zone-a", "step": "flying"}).encode(), "step must be one of"),
+            (
+                "station/step",
+                json.dumps({"transaction": "t2", "station": "nope", "step": "picking"}).encode(),
+                "station must be one of",
+            ),
+            (
+                "station/step",
+                json.dumps({"transaction": "t3", "station": "zone-a", "step": "flying"}).encode(),
+                "step must be one of",
+            ),
             ("replay", json.dumps({"transaction": "t4", "from_seq": "x"}).encode(), "from_seq must be an integer"),
             ("nonsense", json.dumps({"transaction": "t5"}).encode(), "unknown command"),
             ("health", json.dumps([1, 2]).encode(), "must be a JSON object"),
@@ -166,7 +206,7 @@ async def test_requests_answered_and_bad_requests_refused(running: Any, broker: 
 
 async def test_replay_republishes_range(running: Any, broker: LocalBroker) -> None:
     with Subscriber(broker.port, ["gatewayd/gw-test/#"], protocol=broker.protocol) as sub:
-        gw, scanners, stop, task = await running()
+        _gw, scanners, stop, task = await running()
         for i in range(20):
             await scanners["zone-a-1"].queue.put(f"SUP1-20261127-{i:04d}".encode())
         await wait_for(lambda: len(sub.payloads("gatewayd/gw-test/scans/")) >= 20, what="20 scans")

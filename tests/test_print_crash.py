@@ -55,7 +55,7 @@ def test_kill9_mid_batch_prints_each_label_once(broker: LocalBroker, tmp_path: P
         f"""
 [gateway]
 id = "crash-gw"
-state_dir = "{tmp_path / 'state'}"
+state_dir = "{tmp_path / "state"}"
 [mqtt]
 brokers = ["{broker.url}"]
 protocol = {broker.protocol}
@@ -77,23 +77,34 @@ status_interval_s = 0.2
         with Subscriber(broker.port, [f"{P}/#"], protocol=broker.protocol) as sub:
             daemon.start()
             sub.wait_for(f"{P}/status", lambda p: p["state"] == "online", timeout=20)
-            sub.publish(f"{P}/request/print", {
-                "transaction": "t", "job_id": "BATCH-9", "printer": "zebra",
-                "batch": {"count": total, "supplier": "SUP9", "date": "2026-11-27"},
-            })
+            sub.publish(
+                f"{P}/request/print",
+                {
+                    "transaction": "t",
+                    "job_id": "BATCH-9",
+                    "printer": "zebra",
+                    "batch": {"count": total, "supplier": "SUP9", "date": "2026-11-27"},
+                },
+            )
             answer = sub.wait_for(f"{P}/response/print", lambda p: p.get("transaction") == "t")
             assert answer["status"] == "ok", answer
             wait_until(lambda: len(zebra.labels()) >= 100, timeout=30, what="100 labels printed")
             daemon.kill9()
             printed_before = len(zebra.labels())
             second.start()
-            done = sub.wait_for(f"{P}/printers/zebra/jobs",
-                                lambda p: p["job_id"] == "BATCH-9" and p["state"] == "done", timeout=60)
+            done = sub.wait_for(
+                f"{P}/printers/zebra/jobs", lambda p: p["job_id"] == "BATCH-9" and p["state"] == "done", timeout=60
+            )
             # A repeat of the request after the crash is answered, not reprinted.
-            sub.publish(f"{P}/request/print", {
-                "transaction": "t2", "job_id": "BATCH-9", "printer": "zebra",
-                "batch": {"count": total, "supplier": "SUP9", "date": "2026-11-27"},
-            })
+            sub.publish(
+                f"{P}/request/print",
+                {
+                    "transaction": "t2",
+                    "job_id": "BATCH-9",
+                    "printer": "zebra",
+                    "batch": {"count": total, "supplier": "SUP9", "date": "2026-11-27"},
+                },
+            )
             again = sub.wait_for(f"{P}/response/print", lambda p: p.get("transaction") == "t2")
             assert again["data"]["duplicate"] is True
             assert second.terminate() == 0
@@ -107,5 +118,7 @@ status_interval_s = 0.2
     assert printed_before < total, "the kill did not land mid-batch"
     assert max(counts.values()) == 1, f"printed twice: {[k for k, v in counts.items() if v > 1]}"
     assert set(counts) <= expected
-    assert expected - set(counts) <= unconfirmed, f"missing and not reported: {sorted(expected - set(counts) - unconfirmed)}"
+    assert expected - set(counts) <= unconfirmed, (
+        f"missing and not reported: {sorted(expected - set(counts) - unconfirmed)}"
+    )
     assert done["lots"] == sorted(expected)

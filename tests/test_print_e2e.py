@@ -27,11 +27,24 @@ def settings_for(broker: LocalBroker, tmp_path: Path, printer_url: str, **printe
     return parse(
         {
             "gateway": {"id": "print-gw", "state_dir": str(tmp_path / "state")},
-            "mqtt": {"brokers": [broker.url], "protocol": broker.protocol, "reconnect_min_s": 0.1, "reconnect_max_s": 0.5},
+            "mqtt": {
+                "brokers": [broker.url],
+                "protocol": broker.protocol,
+                "reconnect_min_s": 0.1,
+                "reconnect_max_s": 0.5,
+            },
             "labels": {"resolver": "https://id.example.com"},
             "stations": [{"id": "dock-03", "step": "receiving"}],
-            "printers": [{"id": "zebra", "driver": "zpl", "transport": printer_url, "dpi": 203,
-                          "status_interval_s": 0.2, **printer}],
+            "printers": [
+                {
+                    "id": "zebra",
+                    "driver": "zpl",
+                    "transport": printer_url,
+                    "dpi": 203,
+                    "status_interval_s": 0.2,
+                    **printer,
+                }
+            ],
         }
     )
 
@@ -75,8 +88,14 @@ async def request(sub: Subscriber, body: dict[str, Any], tx: str) -> dict[str, A
 
 
 async def test_lot_label_printed_once_and_decodes_to_digital_link(gateway: Any) -> None:
-    gw, printer, sub = gateway
-    label = {"lot": "SUP1-20261127-0001", "gtin": "09506000134352", "expiry": "2027-12-31", "qty": 40, "supplier": "SUP1"}
+    _gw, printer, sub = gateway
+    label = {
+        "lot": "SUP1-20261127-0001",
+        "gtin": "09506000134352",
+        "expiry": "2027-12-31",
+        "qty": 40,
+        "supplier": "SUP1",
+    }
     answer = await request(sub, {"job_id": "J-1", "printer": "zebra", "template": "lot", "labels": [label]}, "t1")
     assert answer["status"] == "ok", answer
     assert answer["data"]["job_id"] == "J-1" and answer["data"]["duplicate"] is False
@@ -97,13 +116,15 @@ async def test_lot_label_printed_once_and_decodes_to_digital_link(gateway: Any) 
 
 
 async def test_batch_generates_consecutive_lots_never_repeated(gateway: Any) -> None:
-    gw, printer, sub = gateway
+    _gw, printer, sub = gateway
     batch = {"count": 500, "supplier": "SUP1", "date": "2026-11-27", "gtin": "09506000134352", "expiry": "2027-12-31"}
     answer = await request(sub, {"job_id": "B-1", "printer": "zebra", "batch": batch}, "b1")
     assert answer["status"] == "ok", answer
     lots = answer["data"]["lots"]
     assert lots[0] == "SUP1-20261127-0001" and lots[-1] == "SUP1-20261127-0500" and len(set(lots)) == 500
-    done = await sub.await_for(f"{P}/printers/zebra/jobs", lambda p: p["job_id"] == "B-1" and p["state"] == "done", timeout=60)
+    done = await sub.await_for(
+        f"{P}/printers/zebra/jobs", lambda p: p["job_id"] == "B-1" and p["state"] == "done", timeout=60
+    )
     assert done["lots"] == lots and done["printed"] == done["total"] == 500
     assert len(printer.labels()) == 500
     # Spot-check first and last label through the renderer.
@@ -114,7 +135,7 @@ async def test_batch_generates_consecutive_lots_never_repeated(gateway: Any) -> 
 
 
 async def test_paper_out_holds_and_resumes_without_reprint(gateway: Any) -> None:
-    gw, printer, sub = gateway
+    _gw, printer, sub = gateway
     printer.state = "paper_out"
     labels = [{"lot": f"L-{i}"} for i in range(5)]
     await request(sub, {"job_id": "H-1", "printer": "zebra", "labels": labels}, "h1")
@@ -144,7 +165,7 @@ async def test_paper_out_holds_and_resumes_without_reprint(gateway: Any) -> None
     ],
 )
 async def test_invalid_print_requests_get_errors(gateway: Any, body: dict[str, Any], expected: str) -> None:
-    gw, printer, sub = gateway
+    _gw, printer, sub = gateway
     answer = await request(sub, body, "bad")
     assert answer["status"] == "error" and expected in answer["error"], answer
     assert printer.labels() == []
