@@ -11,6 +11,8 @@ from typing import Self
 from drivers.base import DeviceState, DeviceUnavailable, RawRead, StateListener, ignore_state
 from drivers.framing import ReadQueue
 
+__all__ = ["FakeScanner", "RecordingTransport"]
+
 
 class FakeScanner:
     """A scripted scanner: the test pushes reads in, the code under test reads them out.
