@@ -415,8 +415,7 @@ def parse(data: Mapping[str, Any], *, source: Path | None = None) -> Settings:
     decode = _parse_decode(root, problems)
     labels = _parse_labels(root, problems)
     log = _parse_log(root, problems)
-    stations = _parse_stations(root, problems)
-    station_ids = {s.id for s in stations}
+    stations, station_ids = _parse_stations(root, problems)
     scanners = _parse_scanners(root, problems, station_ids)
     printers = _parse_printers(root, problems, station_ids)
     _check_unique_ids(scanners, printers, problems)
@@ -664,7 +663,9 @@ def _array(root: _Table, name: str, problems: _Problems) -> list[tuple[str, _Tab
     return [(f"{name}[{i}]", _Table(v, f"{name}[{i}]", problems)) for i, v in enumerate(value)]
 
 
-def _parse_stations(root: _Table, problems: _Problems) -> list[StationSettings]:
+def _parse_stations(root: _Table, problems: _Problems) -> tuple[list[StationSettings], set[str]]:
+    """The valid stations, and every station id named (so a station with another problem
+    is not also reported missing by the scanners that use it)."""
     out: list[StationSettings] = []
     seen: set[str] = set()
     for path, t in _array(root, "stations", problems):
@@ -679,7 +680,7 @@ def _parse_stations(root: _Table, problems: _Problems) -> list[StationSettings]:
             seen.add(sid)
         if sid is not None and step is not None:
             out.append(StationSettings(id=sid, step=step, location=location, dedupe_ms=dedupe))
-    return out
+    return out, seen
 
 
 def _parse_framing(t: _Table, problems: _Problems) -> FramingSettings:
