@@ -7,6 +7,7 @@ MQTT 3.1.1 only (``protocol`` tells which the gateway must use).
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -31,6 +32,13 @@ def find_mosquitto() -> str | None:
     if found:
         return found
     return "/usr/sbin/mosquitto" if os.access("/usr/sbin/mosquitto", os.X_OK) else None
+
+
+def _user_name() -> str:
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return "root" if os.geteuid() == 0 else "nobody"
 
 
 class LocalBroker:
@@ -88,6 +96,9 @@ class LocalBroker:
                 "log_dest stderr\n"
                 "log_type error\nlog_type warning\nlog_type notice\n"
                 "max_queued_messages 0\n"
+                # Started as root, mosquitto drops to user "mosquitto", which cannot read
+                # the certificates and password files in a private work directory.
+                f"user {_user_name()}\n"
                 f"{self.extra_conf}\n"
             )
             cmd = [str(self._mosquitto), "-c", str(conf)]

@@ -54,6 +54,38 @@ class Message:
         self.correlation_data = correlation_data
 
 
+class _Client(paho.Client):
+    """paho's client, keeping the last socket error it swallows.
+
+    paho turns a failed read or write into a bare "connection lost"; the error itself
+    (a reset, or the TLS alert of a broker refusing our client certificate) is what a
+    user needs to read in the log.
+    """
+
+    socket_error: OSError | None = None
+
+    def _sock_recv(self, bufsize: int) -> bytes:
+        try:
+            data = super()._sock_recv(bufsize)
+        except BlockingIOError:
+            raise
+        except OSError as exc:
+            self.socket_error = exc
+            raise
+        if not data:
+            self.socket_error = self.socket_error or ConnectionResetError(0, "the broker closed the connection")
+        return data
+
+    def _sock_send(self, buf: bytes | bytearray) -> int:
+        try:
+            return super()._sock_send(buf)
+        except BlockingIOError:
+            raise
+        except OSError as exc:
+            self.socket_error = exc
+            raise
+
+
 class MqttLink:
     """One logical MQTT session over a list of brokers.
 
@@ -86,6 +118,7 @@ class MqttLink:
         self.connected = False
         self.subscribed = False  # the request subscription is acknowledged
         self.broker: BrokerUrl | None = None
+        self._attempt: BrokerUrl | None = None  # the broker being connected to
         self.connected_since: float | None = None
         self.last_error: str | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -97,7 +130,7 @@ class MqttLink:
         self._closing = False
         self._sock: socket.socket | None = None
 
-        client = paho.Client(
+        client = _Client(
             CallbackAPIVersion.VERSION2,
             client_id=client_id,
             protocol=MQTTProtocolVersion.MQTTv5 if self.v5 else MQTTProtocolVersion.MQTTv311,
@@ -183,7 +216,7 @@ class MqttLink:
         """Hand a QoS 1 message to paho; returns its message id (acked via ``on_ack``)."""
         props = None
         if self.v5 and (correlation_data is not None or user_properties):
-            props = Properties(PacketTypes.PUBLISH)
+            props = _properties(PacketTypes.PUBLISH)
             if correlation_data is not None:
                 props.CorrelationData = correlation_data
             if user_properties:
@@ -217,10 +250,12 @@ class MqttLink:
 
     async def _try(self, broker: BrokerUrl) -> bool:
         loop = asyncio.get_running_loop()
-        self._connack = loop.create_future()
+        connack = self._connack = loop.create_future()
+        self._attempt = broker
+        self.client.socket_error = None
         kwargs: dict[str, Any] = {}
         if self.v5:
-            props = Properties(PacketTypes.CONNECT)
+            props = _properties(PacketTypes.CONNECT)
             props.SessionExpiryInterval = SESSION_EXPIRY_S
             kwargs = {"clean_start": False, "properties": props}
         if self._tls:
@@ -229,24 +264,42 @@ class MqttLink:
             self.client._ssl = broker.tls
         log.debug("mqtt: connecting to %s", broker)
         try:
-            await asyncio.to_thread(
+            rc = await asyncio.to_thread(
                 self.client.connect,
                 broker.host,
                 broker.port,
                 keepalive=self.settings.keepalive,
                 **kwargs,
             )
-            reason = await asyncio.wait_for(self._connack, timeout=15)
+            if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                raise self.client.socket_error or ConnectionError(paho.error_string(rc))
+            reason = await asyncio.wait_for(connack, timeout=15)
         except (OSError, ssl.SSLError, TimeoutError, ValueError) as exc:
             self._note_failure(broker, _describe(exc))
             self._drop_socket()
             return False
+        finally:
+            # Cancelled (shutdown) or failed: nobody will await this CONNACK any more.
+            if not connack.done():
+                connack.cancel()
         if reason.is_failure:
-            self._note_failure(broker, f"broker refused the connection: {reason}")
+            self._note_failure(broker, self._refusal(reason))
             self._drop_socket()
             return False
         self.broker = broker
         return True
+
+    def _refusal(self, reason: ReasonCode) -> str:
+        text = f"the broker refused the connection: {reason}"
+        name = str(reason).lower()
+        if "user name or password" in name or "not authori" in name:
+            if self.settings.username:
+                account = self.settings.username
+                return f"{text} (check mqtt.username and mqtt.password_file, and the broker's account for {account!r})"
+            return f"{text} (the broker wants credentials: set mqtt.username and mqtt.password_file, or a certificate)"
+        if "identifier" in name:
+            return f"{text} (client id {self.client_id!r}; set mqtt.client_id)"
+        return text
 
     def _note_failure(self, broker: BrokerUrl, detail: str) -> None:
         message = f"cannot connect to {broker}: {detail}"
@@ -255,6 +308,10 @@ class MqttLink:
         self.last_error = message
 
     def _drop_socket(self) -> None:
+        # The attempt is over: nobody awaits its CONNACK any more.
+        connack, self._connack = self._connack, None
+        if connack is not None and not connack.done():
+            connack.cancel()
         with contextlib.suppress(Exception):
             self.client.disconnect()
         if self._sock is not None:
@@ -284,7 +341,7 @@ class MqttLink:
         self.connected = True
         self.connected_since = time.time()
         self.last_error = None
-        broker = f"{client.host}:{client.port}"
+        broker = str(self._attempt) if self._attempt else f"{client.host}:{client.port}"
         log.info("mqtt: connected to %s as %s (MQTT %s)", broker, self.client_id, "5" if self.v5 else "3.1.1")
         for topic in self._subscriptions:
             client.subscribe(topic, qos=1)
@@ -301,11 +358,18 @@ class MqttLink:
         was = self.connected
         self.connected = False
         self.subscribed = False
+        error = self.client.socket_error
+        if self._connack is not None and not self._connack.done():
+            # Dropped before CONNACK: a TLS alert about our certificate, or a broker that
+            # closes the door. Fail the attempt now instead of waiting for a timeout.
+            self._connack.set_exception(error or ConnectionResetError(0, "the broker closed the connection"))
         if was:
             if self._closing:
                 log.info("mqtt: disconnected")
             else:
-                log.warning("mqtt: connection to %s:%s lost (%s)", client.host, client.port, reason)
+                broker = str(self.broker) if self.broker else f"{client.host}:{client.port}"
+                detail = _describe(error) if error is not None else str(reason)
+                log.warning("mqtt: connection to %s lost (%s)", broker, detail)
             self._on_disconnected()
         self._lost.set()
 
@@ -395,13 +459,37 @@ class MqttLink:
         self._in_loop(unregister)
 
 
+def _properties(packet_type: int) -> Properties:
+    return Properties(packet_type)  # type: ignore[no-untyped-call]  # paho leaves it unannotated
+
+
+# TLS alerts a broker sends when it does not accept our client certificate.
+_CLIENT_CERT_ALERTS = (
+    "ALERT_UNKNOWN_CA", "ALERT_BAD_CERTIFICATE", "ALERT_CERTIFICATE_REQUIRED", "ALERT_CERTIFICATE_UNKNOWN",
+    "ALERT_UNSUPPORTED_CERTIFICATE", "ALERT_CERTIFICATE_EXPIRED", "ALERT_CERTIFICATE_REVOKED",
+    "ALERT_ACCESS_DENIED", "ALERT_HANDSHAKE_FAILURE",
+)
+
+
 def _describe(exc: BaseException) -> str:
+    """The reason a connection failed, in words a user can act on (never a traceback)."""
     if isinstance(exc, ssl.SSLCertVerificationError):
-        return f"TLS certificate rejected ({exc.verify_message})"
+        return (
+            f"the broker's TLS certificate was rejected ({exc.verify_message}); "
+            "check mqtt.ca_file and the broker host name"
+        )
     if isinstance(exc, ssl.SSLError):
-        return f"TLS error ({exc.reason or exc})"
+        reason = exc.reason or ""
+        if any(alert in reason for alert in _CLIENT_CERT_ALERTS):
+            alert = reason.lower().replace("_", " ")
+            return f"the broker rejected our TLS client certificate ({alert}); check mqtt.cert_file and mqtt.key_file"
+        if reason in ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG"):
+            return "TLS handshake failed: the broker does not speak TLS on this port (use mqtt:// or the TLS port)"
+        return f"TLS error ({(reason or str(exc)).lower().replace('_', ' ')})"
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused"
+    if isinstance(exc, ConnectionResetError):
+        return "the broker closed the connection" if exc.errno == 0 else "connection reset"
     if isinstance(exc, TimeoutError):
         return "timed out"
     if isinstance(exc, socket.gaierror):
