@@ -155,6 +155,9 @@ class Gateway:
             # link published ``offline`` first through ``close(final=...)`` below.
         finally:
             await self._stop_tasks()
+            # A late paho callback (a CONNACK racing the shutdown) must find no outbox
+            # rather than a closed one: see the guards in the MQTT callbacks.
+            self.outbox = None
             outbox.close()
             log.info("stopped")
 
@@ -393,23 +396,30 @@ class Gateway:
     # -- MQTT callbacks --------------------------------------------------------------
 
     def _on_connected(self) -> None:
+        if self.outbox is None:
+            return  # shutting down
         self.rebirth()
         self.notifier.status(self._status_line())
         assert self.publisher is not None
         self.publisher.on_connected()
 
     def _on_ack(self, mid: int, ok: bool, reason: str) -> None:
+        if self.outbox is None:
+            return  # shutting down: the mark is lost, the event is redelivered next start
         assert self.publisher is not None
         self.publisher.on_ack(mid, ok, reason)
 
     def _on_delivered(self) -> None:
-        assert self.outbox is not None
+        if self.outbox is None:
+            return
         if "outbox_full" in self.alarms and not self.outbox.full:
             self._set_alarm("outbox_full", None)
 
     def _on_message(self, msg: Message) -> None:
         from gatewayd.commands import handle_request
 
+        if self.outbox is None:
+            return  # shutting down: too late to act on a request
         handle_request(self, msg)
 
     # -- periodic work ---------------------------------------------------------------
