@@ -79,9 +79,26 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     path = args.config or default_config_path()
     settings = load(path)
+    missing = _missing_modules(settings)
+    if missing:
+        raise ConfigError(missing)
     print(f"# {path}: configuration is valid. Effective configuration:")
     print(to_toml(settings.to_dict()))
     return 0
+
+
+def _missing_modules(settings: Settings) -> list[str]:
+    """Drivers the config names whose optional module this machine lacks."""
+    problems = []
+    for i, sc in enumerate(settings.scanners):
+        if sc.driver == "evdev":
+            try:
+                import evdev  # noqa: F401
+            except ImportError:
+                from drivers.evdev_scanner import EVDEV_MISSING
+
+                problems.append(f"scanners[{i}].driver: {EVDEV_MISSING}")
+    return problems
 
 
 def to_toml(data: dict[str, Any]) -> str:
