@@ -70,3 +70,38 @@ async def test_virtual_keyboard_types_gs1_read_with_alt_keypad_gs(layout: str) -
         assert states[0] == (DeviceState.CONNECTED, ui.device.path)
     finally:
         ui.close()
+
+
+async def test_virtual_keyboard_through_the_daemon_to_mqtt(broker: Any, tmp_path: Any) -> None:
+    """The whole path: uinput keyboard → EvdevScanner → gateway → broker → subscriber."""
+    evdev = _evdev()
+    from gatewayd.config import parse
+    from gatewayd.daemon import Gateway
+    from tests.mqtt_tools import Subscriber
+
+    events = wedge_events(GS1_READ, layout="us")
+    keys = sorted({code for type_, code, _ in events if type_ == k.EV_KEY})
+    ui = evdev.UInput({evdev.ecodes.EV_KEY: keys}, name="gatewayd test wedge daemon")
+    settings = parse({
+        "gateway": {"id": "uinput-gw", "state_dir": str(tmp_path / "state")},
+        "mqtt": {"brokers": [broker.url], "protocol": broker.protocol},
+        "stations": [{"id": "dock-03", "step": "receiving"}],
+        "scanners": [{"id": "wedge", "station": "dock-03", "driver": "evdev", "path": ui.device.path}],
+    })
+    gw = Gateway(settings)
+    stop = asyncio.Event()
+    task = asyncio.create_task(gw.run(stop))
+    try:
+        with Subscriber(broker.port, ["gatewayd/uinput-gw/#"], protocol=broker.protocol) as sub:
+            await sub.await_for("gatewayd/uinput-gw/devices/wedge/state", lambda p: p["state"] == "connected")
+            for type_, code, value in events:
+                if type_ == k.EV_SYN:
+                    ui.syn()
+                else:
+                    ui.write(type_, code, value)
+            scan = await sub.await_for("gatewayd/uinput-gw/scans/dock-03")
+        assert scan["raw"] == GS1_READ and scan["kind"] == "gs1" and scan["lot"] == "ABC123"
+    finally:
+        stop.set()
+        await task
+        ui.close()
