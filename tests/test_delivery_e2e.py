@@ -260,3 +260,72 @@ def test_gateway_killed_during_stream_loses_nothing_captured(
         wait_until(lambda: {p["seq"] for p in scans(sub)} >= set(range(1, last + 1)), timeout=30, what="all delivered")
         check_stream(sub, last, sent)
         assert d2.terminate() == 0
+
+
+def test_tcp_scanner_and_cli_replay_through_the_daemon(
+    broker: LocalBroker, tmp_path: Path, daemons: list[DaemonProcess]
+) -> None:
+    """A network scanner connecting to the gateway (server mode), then `gatewayd outbox --replay`."""
+    import socket
+    import subprocess
+    import sys
+
+    from gatewayd.local_broker import free_port
+    from tests.mqtt_tools import ROOT
+
+    port = free_port()
+    cfg = write_config(
+        tmp_path / "gatewayd.toml",
+        f"""
+[gateway]
+id = "e2e-gw"
+state_dir = "{tmp_path / "state"}"
+[mqtt]
+brokers = ["{broker.url}"]
+protocol = {broker.protocol}
+[[stations]]
+id = "zone-a"
+step = "transfer"
+dedupe_ms = 0
+[[scanners]]
+id = "zone-a-cognex"
+station = "zone-a"
+driver = "tcp"
+mode = "server"
+host = "127.0.0.1"
+port = {port}
+terminator = "\\r\\n"
+""",
+    )
+    with Subscriber(broker.port, [f"{P}/#"], protocol=broker.protocol) as sub:
+        start(daemons, cfg, tmp_path, sub)
+        conn = wait_until(lambda: _connect(socket, port), timeout=20, what="scanner port listening")
+        with conn:
+            conn.sendall(
+                b"]d2010950600013435210LOT-A\x1d17271231\r\n]Q1https://id.gs1.org/01/09506000134352/10/LOT-B\r\n"
+            )
+            wait_until(lambda: len(scans(sub)) >= 2, timeout=20, what="two scans")
+        first = scans(sub)
+        assert [(s["kind"], s["lot"], s["step"]) for s in first] == [
+            ("gs1", "LOT-A", "transfer"),
+            ("digital_link", "LOT-B", "transfer"),
+        ]
+        result = subprocess.run(
+            [sys.executable, "-m", "gatewayd", "outbox", "--config", str(cfg), "--replay", "1:2"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout)["data"]["count"] == 2
+        wait_until(lambda: len(scans(sub)) >= 4, timeout=20, what="replayed scans")
+        assert scans(sub)[2:] == first
+
+
+def _connect(socket: Any, port: int) -> Any:
+    try:
+        return socket.create_connection(("127.0.0.1", port), timeout=1)
+    except OSError:
+        return None
