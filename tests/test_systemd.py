@@ -327,3 +327,39 @@ def test_without_notify_socket_the_daemon_runs_and_stops_cleanly(
     assert d.alive(), d.log()
     assert d.terminate() == 0
     assert "Traceback" not in d.log()
+
+
+# -- scripts/install (never run for real here: it installs system-wide) ----------------------
+
+INSTALL = ROOT / "scripts" / "install"
+
+
+def run_install(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(INSTALL), *args], capture_output=True, text=True, timeout=30, check=False)
+
+
+def test_install_script_is_valid_bash_and_executable() -> None:
+    assert os.access(INSTALL, os.X_OK)
+    result = subprocess.run(["bash", "-n", str(INSTALL)], capture_output=True, text=True, timeout=30, check=False)
+    assert result.returncode == 0, result.stderr
+
+
+def test_install_script_help_and_bad_option() -> None:
+    result = run_install("--help")
+    assert result.returncode == 0, result.stderr
+    for option in ("--no-start", "--evdev", "--prefix", "--help"):
+        assert option in result.stdout
+    assert "/etc/gatewayd/gatewayd.toml" in result.stdout
+    result = run_install("--frobnicate")
+    assert result.returncode == 2
+    assert "unknown option --frobnicate" in result.stderr
+
+
+def test_install_script_matches_the_unit() -> None:
+    text = INSTALL.read_text()
+    # It rewrites the unit's ExecStart for --prefix, installs the example config and the
+    # udev rules, and puts the user in the unit's supplementary groups.
+    assert SHIPPED_EXEC in text
+    assert "config/gatewayd.example.toml" in text and "config/99-gatewayd.rules" in text
+    groups = unit_directives()["SupplementaryGroups"][0]
+    assert f"for g in {groups}; do" in text
