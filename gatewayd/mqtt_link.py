@@ -263,6 +263,7 @@ class MqttLink:
             # so a list mixing mqtt:// and mqtts:// flips its flag before each attempt.
             self.client._ssl = broker.tls
         log.debug("mqtt: connecting to %s", broker)
+        self.broker = broker  # set before CONNACK: on_connected callbacks name it
         try:
             rc = await asyncio.to_thread(
                 self.client.connect,
@@ -488,6 +489,8 @@ def _describe(exc: BaseException) -> str:
         return f"TLS error ({(reason or str(exc)).lower().replace('_', ' ')})"
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused"
+    if isinstance(exc, BrokenPipeError):
+        return "the broker closed the connection"
     if isinstance(exc, ConnectionResetError):
         return "the broker closed the connection" if exc.errno == 0 else "connection reset"
     if isinstance(exc, TimeoutError):

@@ -18,9 +18,12 @@ __all__ = ["TcpProxy"]
 
 
 def _reset(sock: socket.socket) -> None:
-    # SO_LINGER 0: close with RST, like a pulled cable seen by the next packet.
+    # SO_LINGER 0: close with RST. shutdown() first, because close() alone neither wakes
+    # a pump thread blocked in recv() on this socket nor releases it while it is blocked.
     with contextlib.suppress(OSError):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
     with contextlib.suppress(OSError):
         sock.close()
 
