@@ -272,7 +272,7 @@ class Gateway:
             return json_bytes(body)
 
         try:
-            self.outbox.capture(topic=f"{self.root}/scans/{station.id}", build=build, at=read.at)
+            event = self.outbox.capture(topic=f"{self.root}/scans/{station.id}", build=build, at=read.at)
         except OutboxFull as exc:
             self.counters.refused += 1
             # Loud and complete: the journal keeps what the outbox could not.
@@ -281,7 +281,7 @@ class Gateway:
             return
         self.counters.captured += 1
         assert self.publisher is not None
-        self.publisher.wake()
+        self.publisher.captured(event)
 
     # -- device and station state ----------------------------------------------------
 

@@ -19,7 +19,7 @@ from typing import Self
 
 from gatewayd.config import OutboxSettings
 from gatewayd.mqtt_link import MqttLink
-from gatewayd.outbox import Outbox
+from gatewayd.outbox import Event, Outbox
 
 __all__ = ["Publisher", "TokenBucket"]
 
@@ -106,6 +106,23 @@ class Publisher:
     def wake(self) -> None:
         """Something changed: a new capture, a reconnect, or free room in the window."""
         self._wake.set()
+
+    def captured(self, event: Event) -> None:
+        """A read was just committed. With no backlog, room in the window and a token, it
+        is handed to the link at once (the common case at a dock: one read every few
+        seconds); otherwise the drain task takes it in ``seq`` order."""
+        if (
+            self.link.connected
+            and event.seq == self._cursor + 1
+            and len(self._inflight) < self.settings.inflight
+            and self.bucket.take(1) == 1
+        ):
+            mid = self.link.publish(event.topic, event.payload)
+            self._inflight[mid] = event.seq
+            self._cursor = event.seq
+            self.published += 1
+        else:
+            self._wake.set()
 
     def on_ack(self, mid: int, ok: bool, reason: str) -> None:
         seq = self._inflight.pop(mid, None)
