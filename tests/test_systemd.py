@@ -363,3 +363,46 @@ def test_install_script_matches_the_unit() -> None:
     assert "config/gatewayd.example.toml" in text and "config/99-gatewayd.rules" in text
     groups = unit_directives()["SupplementaryGroups"][0]
     assert f"for g in {groups}; do" in text
+
+
+# Applies the kernel's own MemoryDenyWriteExecute (prctl PR_SET_MDWE, Linux 6.3+), which
+# survives exec, then runs the daemon: what the unit's MemoryDenyWriteExecute=yes enforces.
+MDWE_EXEC = """
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.prctl(65, 1, 0, 0, 0) != 0:  # PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN
+    sys.exit(77)
+os.execv(sys.executable, [sys.executable, *sys.argv[1:]])
+"""
+
+
+def test_daemon_runs_with_memory_deny_write_execute(broker: LocalBroker, tmp_path: Path) -> None:
+    probe = subprocess.run([sys.executable, "-c", MDWE_EXEC, "-c", "pass"], timeout=30, check=False)
+    if probe.returncode == 77:
+        pytest.skip("this kernel has no PR_SET_MDWE (Linux 6.3+): cannot emulate MemoryDenyWriteExecute=yes")
+    with tempfile.TemporaryDirectory(prefix="gwnotify-") as tmp:
+        listener = NotifyListener(os.path.join(tmp, "notify.sock"))
+        log_path = tmp_path / "gatewayd.log"
+        env = {k: v for k, v in os.environ.items() if k not in SYSTEMD_ENV} | {
+            "NOTIFY_SOCKET": listener.address, "PYTHONUNBUFFERED": "1",
+        }  # fmt: skip
+        cfg = gateway_config(tmp_path, broker)
+        with log_path.open("wb") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-c", MDWE_EXEC, "-m", "gatewayd", "run", "--config", str(cfg)],
+                stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env, cwd=ROOT, start_new_session=True,
+            )  # fmt: skip
+        try:
+            listener.wait_for(
+                lambda ns: any("connected to" in n.fields.get("STATUS", "") for n in ns) or proc.poll() is not None,
+                what="READY and a broker connection under MDWE",
+            )
+            assert proc.poll() is None, log_path.read_text()
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=15) == 0, log_path.read_text()
+            assert "Traceback" not in log_path.read_text()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=10)
+            listener.close()
