@@ -508,7 +508,19 @@ def _read_password(path: Path | None) -> str | None:
     try:
         return path.read_text(encoding="utf-8").rstrip("\r\n")
     except OSError as exc:
-        raise ConfigError([f"mqtt.password_file: cannot read {path} ({exc.strerror})"]) from None
+        raise ConfigError([f"mqtt.password_file: cannot read {path} ({_file_problem(exc)})"]) from None
+
+
+def _file_problem(exc: OSError) -> str:
+    """Why a certificate or key file could not be used, in words."""
+    if isinstance(exc, ssl.SSLError):
+        reason = exc.reason or ""
+        if reason == "KEY_VALUES_MISMATCH":
+            return "the key does not belong to the certificate"
+        if reason in ("NO_CERTIFICATE_OR_CRL_FOUND", "NO_START_LINE", "PEM_LIB"):
+            return "no PEM certificate or key found in it"
+        return (reason or str(exc)).lower().replace("_", " ")
+    return (exc.strerror or str(exc)).lower()
 
 
 def _tls_context(settings: MqttSettings) -> ssl.SSLContext:
@@ -517,13 +529,16 @@ def _tls_context(settings: MqttSettings) -> ssl.SSLContext:
     if settings.ca_file:
         try:
             ctx.load_verify_locations(cafile=str(settings.ca_file))
-        except (OSError, ssl.SSLError) as exc:
-            problems.append(f"mqtt.ca_file: cannot load {settings.ca_file} ({exc})")
+        except OSError as exc:
+            problems.append(f"mqtt.ca_file: cannot load {settings.ca_file} ({_file_problem(exc)})")
     if settings.cert_file and settings.key_file:
         try:
             ctx.load_cert_chain(str(settings.cert_file), str(settings.key_file))
-        except (OSError, ssl.SSLError) as exc:
-            problems.append(f"mqtt.cert_file: cannot load {settings.cert_file} / {settings.key_file} ({exc})")
+        except OSError as exc:
+            problems.append(
+                f"mqtt.cert_file: cannot load {settings.cert_file} with mqtt.key_file {settings.key_file} "
+                f"({_file_problem(exc)})"
+            )
     if problems:
         raise ConfigError(problems)
     return ctx

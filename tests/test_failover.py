@@ -126,6 +126,7 @@ def test_failover_between_two_brokers_loses_nothing(
                 assert by_seq.setdefault(p["seq"], p) == p, f"redelivery of seq {p['seq']} differs"
             assert sorted(by_seq) == list(range(1, 1001))
             assert len({p["event_id"] for p in by_seq.values()}) == 1000
+            assert scans(sub1), "the second broker died after the stream ended: nothing failed over"
             live1 = [p["seq"] for p in scans(sub1) if p["seq"] not in missing]
             assert live1 == sorted(live1), "events at the first broker arrived out of seq order"
             log = d.log()

@@ -330,3 +330,33 @@ def test_wrong_password_is_refused_plainly_retried_and_recovers(
         wait_online(sub, d)
         scan_end_to_end(sub, scanner)
         assert "Traceback" not in d.log()
+
+
+# -- unusable credential files ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [
+        ('ca_file = "{d}/missing-ca.crt"', "mqtt.ca_file: cannot load {d}/missing-ca.crt (no such file or directory)"),
+        ('ca_file = "{d}/not-a-cert.pem"',
+         "mqtt.ca_file: cannot load {d}/not-a-cert.pem (no PEM certificate or key found in it)"),
+        ('cert_file = "{client_cert}"\nkey_file = "{other_key}"',
+         "mqtt.cert_file: cannot load {client_cert} with mqtt.key_file {other_key} "
+         "(the key does not belong to the certificate)"),
+        ('username = "dock-pi"\npassword_file = "{d}/missing.password"',
+         "mqtt.password_file: cannot read {d}/missing.password (no such file or directory)"),
+    ],
+    ids=["missing-ca", "garbage-ca", "key-not-matching-cert", "missing-password-file"],
+)
+def test_unusable_credential_files_stop_the_daemon_with_the_key_path(
+    tmp_path: Path, pki: Pki, scanner: PtyScanner, settings: str, expected: str
+) -> None:
+    (tmp_path / "not-a-cert.pem").write_text("this is not PEM\n")
+    values = {"d": tmp_path, "client_cert": pki.client_cert, "other_key": pki.other_client_key}
+    cfg = gateway_config(tmp_path, [f"mqtts://127.0.0.1:{free_port()}"], scanner, mqtt=settings.format(**values))
+    run = subprocess.run([sys.executable, "-m", "gatewayd", "run", "--config", str(cfg)],
+                         capture_output=True, text=True, cwd=ROOT, timeout=30, check=False)
+    assert run.returncode == 2, run.stderr
+    assert expected.format(**values) in run.stderr
+    assert "Traceback" not in run.stderr
