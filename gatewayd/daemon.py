@@ -166,8 +166,9 @@ class Gateway:
         if self.settings.printers:
             from gatewayd.printing import PrintService
 
-            self.printing = PrintService(self)
-            await self.printing.start()
+            printing = PrintService(self)
+            await printing.start()
+            self.printing = printing  # only once it takes requests
 
     async def _stop_extensions(self) -> None:
         if self.printing is not None:
