@@ -212,8 +212,13 @@ class MqttLink:
         retain: bool = False,
         correlation_data: bytes | None = None,
         user_properties: list[tuple[str, str]] | None = None,
+        flush: bool = False,
     ) -> int:
-        """Hand a QoS 1 message to paho; returns its message id (acked via ``on_ack``)."""
+        """Hand a QoS 1 message to paho; returns its message id (acked via ``on_ack``).
+
+        ``flush`` writes it to the socket now rather than on the loop's next turn: for a
+        single live event, where that turn is latency the WMS would see.
+        """
         props = None
         if self.v5 and (correlation_data is not None or user_properties):
             props = _properties(PacketTypes.PUBLISH)
@@ -224,6 +229,8 @@ class MqttLink:
         info = self.client.publish(topic, payload, qos=1, retain=retain, properties=props)
         if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
             raise RuntimeError(f"MQTT publish to {topic} failed: {paho.error_string(info.rc)}")
+        if flush and self._sock is not None and self.connected:
+            self.client.loop_write()
         return int(info.mid)
 
     def inflight(self) -> int:

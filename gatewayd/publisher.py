@@ -117,7 +117,7 @@ class Publisher:
             and len(self._inflight) < self.settings.inflight
             and self.bucket.take(1) == 1
         ):
-            mid = self.link.publish(event.topic, event.payload)
+            mid = self.link.publish(event.topic, event.payload, flush=True)
             self._inflight[mid] = event.seq
             self._cursor = event.seq
             self.published += 1
