@@ -124,12 +124,11 @@ def to_toml(data: dict[str, Any]) -> str:
             lines.append("")
             lines.append(header)
         for k, v in simple.items():
-            value = [f"{b['scheme']}://{b['host']}:{b['port']}" for b in v] if k == "brokers" else v
-            lines.append(f"{k} = {scalar(value)}")
+            lines.append(f"{k} = {scalar(v)}")
         for k, v in d.items():
             if isinstance(v, dict):
                 table(f"{prefix}{k}.", v, f"[{prefix}{k}]")
-            elif _is_table_array(v) and k != "brokers":
+            elif _is_table_array(v):
                 for item in v:
                     table(f"{prefix}{k}.", item, f"[[{prefix}{k}]]")
 

@@ -215,8 +215,43 @@ class Settings:
         raise KeyError(station_id)
 
     def to_dict(self) -> dict[str, Any]:
-        """The effective configuration as plain TOML-able values (secrets not included)."""
-        return dict(_plain(asdict(self)))
+        """The effective configuration, shaped like the TOML it came from (same keys, each
+        scanner with its driver's keys only), so ``gatewayd check`` output is itself a
+        valid config. Secrets are not part of the settings, only the paths to them."""
+        out: dict[str, Any] = {
+            "gateway": _plain(asdict(self.gateway)),
+            "mqtt": _plain({**asdict(self.mqtt), "brokers": [str(b) for b in self.mqtt.brokers]}),
+            "outbox": _plain(asdict(self.outbox)),
+            "decode": _plain(asdict(self.decode)),
+            "labels": _plain(asdict(self.labels)),
+            "log": _plain(asdict(self.log)),
+        }
+        if self.stations:
+            out["stations"] = [_plain(asdict(s)) for s in self.stations]
+        if self.scanners:
+            out["scanners"] = [_scanner_keys(s) for s in self.scanners]
+        if self.printers:
+            out["printers"] = [_plain(asdict(p)) for p in self.printers]
+        return out
+
+
+_DRIVER_KEYS: dict[str, tuple[str, ...]] = {
+    "serial": ("port", "baudrate", "bytesize", "parity", "stopbits"),
+    "tcp": ("host", "tcp_port", "mode"),
+    "evdev": ("path", "name", "usb", "layout", "terminator_key", "gs_substitute"),
+    "hidpos": ("usb", "serial_number"),
+    "replay": ("path", "interval_s", "loop"),
+}
+
+
+def _scanner_keys(s: ScannerSettings) -> dict[str, Any]:
+    values = asdict(s)
+    out: dict[str, Any] = {"id": s.id, "station": s.station, "driver": s.driver}
+    for key in _DRIVER_KEYS[s.driver]:
+        out["port" if key == "tcp_port" else key] = values[key]
+    if s.driver in ("serial", "tcp"):
+        out.update(values["framing"])
+    return dict(_plain(out))
 
 
 def _plain(value: Any) -> Any:
@@ -363,8 +398,10 @@ def _broker(value: str) -> BrokerUrl | str:
         return f"missing host in {value!r}"
     if parts.path not in ("", "/") or parts.query or parts.username:
         return f"expected only scheme, host and port (credentials go in username/password_file), got {value!r}"
+    if port == 0:
+        return f"bad port in {value!r} (expected 1-65535)"
     default = 8883 if parts.scheme == "mqtts" else 1883
-    return BrokerUrl(parts.scheme, parts.hostname, port or default)  # type: ignore[arg-type]
+    return BrokerUrl(parts.scheme, parts.hostname, port if port is not None else default)  # type: ignore[arg-type]
 
 
 def _printer_transport(value: str) -> str | None:
@@ -383,6 +420,8 @@ def _printer_transport(value: str) -> str | None:
             return f"missing host in {value!r}"
         if port is None:
             return f"missing port in {value!r} (raw printing is usually 9100)"
+        if port == 0:
+            return f"bad port in {value!r} (expected 1-65535)"
     elif parts.scheme == "usb":
         if not USB_ID_RE.match(parts.netloc):
             return f"expected usb://VID:PID in hex, got {value!r}"
@@ -418,7 +457,7 @@ def parse(data: Mapping[str, Any], *, source: Path | None = None) -> Settings:
     stations, station_ids = _parse_stations(root, problems)
     scanners = _parse_scanners(root, problems, station_ids)
     printers = _parse_printers(root, problems, station_ids)
-    _check_unique_ids(scanners, printers, problems)
+    _check_unique_ids(data, problems)
     root.finish()
 
     if problems.items or gateway is None:
@@ -450,8 +489,9 @@ def load(path: Path) -> Settings:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{path}: not valid TOML ({exc})"]) from None
     settings = parse(data, source=path)
-    # Relative paths are relative to the config file, so a config is portable with its files.
-    return _resolve_paths(settings, path.parent)
+    # Relative paths are relative to the config file, so a config is portable with its
+    # files; absolute, because the daemon's working directory is not the config's.
+    return _resolve_paths(settings, path.absolute().parent)
 
 
 def _resolve_paths(settings: Settings, base: Path) -> Settings:
@@ -778,13 +818,21 @@ def _parse_printers(root: _Table, problems: _Problems, stations: set[str]) -> li
     return out
 
 
-def _check_unique_ids(scanners: list[ScannerSettings], printers: list[PrinterSettings], problems: _Problems) -> None:
+def _check_unique_ids(data: Mapping[str, Any], problems: _Problems) -> None:
+    """Device ids are unique across scanners and printers (they name MQTT topics).
+
+    Checked on the raw arrays, so each problem names the entry's place in the file even
+    when an earlier entry is invalid.
+    """
     seen: dict[str, str] = {}
-    for i, s in enumerate(scanners):
-        if s.id in seen:
-            problems.add(f"scanners[{i}].id", f"duplicate device id {s.id!r} (also {seen[s.id]})")
-        seen.setdefault(s.id, f"scanners[{i}]")
-    for i, p in enumerate(printers):
-        if p.id in seen:
-            problems.add(f"printers[{i}].id", f"duplicate device id {p.id!r} (also {seen[p.id]})")
-        seen.setdefault(p.id, f"printers[{i}]")
+    for section in ("scanners", "printers"):
+        items = data.get(section)
+        if not isinstance(items, list):
+            continue
+        for i, item in enumerate(items):
+            did = item.get("id") if isinstance(item, dict) else None
+            if not isinstance(did, str):
+                continue
+            if did in seen:
+                problems.add(f"{section}[{i}].id", f"duplicate device id {did!r} (also {seen[did]})")
+            seen.setdefault(did, f"{section}[{i}]")

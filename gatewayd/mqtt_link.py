@@ -281,7 +281,10 @@ class MqttLink:
             )
             if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
                 raise self.client.socket_error or ConnectionError(paho.error_string(rc))
-            reason = await asyncio.wait_for(connack, timeout=15)
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+            # that coincides with the CONNACK, and shutdown would then hang here.
+            async with asyncio.timeout(15):
+                reason = await connack
         except (OSError, ssl.SSLError, TimeoutError, ValueError) as exc:
             self._note_failure(broker, _describe(exc))
             self._drop_socket()

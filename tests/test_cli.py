@@ -134,16 +134,12 @@ def test_check_uses_gatewayd_config_from_the_environment(tmp_path: Path) -> None
     assert result.stdout.startswith(f"# {cfg}: configuration is valid")
 
 
-@pytest.mark.xfail(strict=True, reason="cli.to_toml skips mqtt.brokers (a list of dicts is neither 'simple' nor "
-                                       "printed as a table array); reported with the fix")
 def test_check_prints_the_brokers(tmp_path: Path) -> None:
     cfg = write(tmp_path / "gatewayd.toml", VALID)
     result = gatewayd("check", "--config", str(cfg), tmp_path=tmp_path)
     assert effective_config(result.stdout)["mqtt"]["brokers"] == ["mqtts://broker-a:8883", "mqtt://broker-b:1883"]
 
 
-@pytest.mark.xfail(strict=True, reason="the effective config uses field names (tcp_port, [scanners.framing]) and "
-                                       "every driver's defaults, which check refuses as unknown keys; reported")
 def test_effective_config_is_itself_a_valid_config(tmp_path: Path) -> None:
     cfg = write(tmp_path / "gatewayd.toml", VALID + '\n[[scanners]]\nid = "n"\nstation = "dock-04"\n'
                 'driver = "tcp"\nhost = "10.0.0.61"\nport = 2001\n')  # fmt: skip

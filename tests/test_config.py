@@ -422,15 +422,11 @@ def test_invalid_config_names_every_problem_by_key_path(data: dict[str, Any], pa
     assert fragment in problems[0].split(": ", 1)[1], problems
 
 
-BUGS: list[tuple[str, dict[str, Any], list[str]]] = [
-    # Each is a config that should be refused (or reported at this path) and is not yet;
-    # strict xfail, so the fix turns them into failures to remove from this table.
-    ("broker port 0 silently becomes 1883", with_(mqtt={"brokers": ["mqtt://b:0"]}), ["mqtt.brokers[0]"]),
-    ("printer tcp port 0 is accepted", with_(printers__0__transport="tcp://10.0.0.50:0"), ["printers[0].transport"]),
+EDGES: list[tuple[str, dict[str, Any], list[str]]] = [
+    ("broker port 0 is refused", with_(mqtt={"brokers": ["mqtt://b:0"]}), ["mqtt.brokers[0]"]),
+    ("printer tcp port 0 is refused", with_(printers__0__transport="tcp://10.0.0.50:0"), ["printers[0].transport"]),
     (
-        # The duplicate is reported with its index among the *valid* scanners (scanners[1],
-        # also scanners[0]) instead of its place in the file (scanners[2], also scanners[1]).
-        "duplicate id after an invalid scanner names the wrong index",
+        "duplicate id after an invalid scanner names its place in the file",
         with_(
             scanners=[
                 {"id": "bad", "station": "dock-03"},
@@ -443,9 +439,8 @@ BUGS: list[tuple[str, dict[str, Any], list[str]]] = [
 ]
 
 
-@pytest.mark.xfail(strict=True, reason="validation bugs in gatewayd/config.py, reported with fixes")
-@pytest.mark.parametrize(("data", "paths"), [c[1:] for c in BUGS], ids=[c[0] for c in BUGS])
-def test_known_validation_gaps(data: dict[str, Any], paths: list[str]) -> None:
+@pytest.mark.parametrize(("data", "paths"), [c[1:] for c in EDGES], ids=[c[0] for c in EDGES])
+def test_port_zero_and_duplicate_positions(data: dict[str, Any], paths: list[str]) -> None:
     assert key_paths(problems_of(data)) == paths
 
 
@@ -608,11 +603,6 @@ def test_relative_paths_are_resolved_against_the_config_directory(tmp_path: Path
     assert serial.port == "ttyUSB0"  # a device name, not a file next to the config
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="load() resolves against path.parent, which is '.' for a bare file name: "
-    "use path.absolute().parent (reported)",
-)
 def test_relative_paths_are_absolute_even_for_a_config_named_relative_to_cwd(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
