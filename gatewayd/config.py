@@ -103,7 +103,7 @@ class OutboxSettings:
     max_events: int = 1_000_000  # undelivered events kept before new reads are refused
     max_bytes: int = 512 * 1024 * 1024
     retention_hours: float = 168.0  # delivered history kept for replay
-    drain_rate: int = 2000  # events per second after an outage; 0 = unlimited
+    drain_rate: int = 5000  # events per second after an outage; 0 = unlimited
     inflight: int = 100  # unacknowledged publishes at once
     synchronous: Literal["full", "normal"] = "full"
 

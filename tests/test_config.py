@@ -485,7 +485,7 @@ def test_minimal_config_gets_the_documented_defaults() -> None:
         max_events=1_000_000,
         max_bytes=512 * 1024 * 1024,
         retention_hours=168.0,
-        drain_rate=2000,
+        drain_rate=5000,
         inflight=100,
         synchronous="full",
     )
