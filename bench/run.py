@@ -438,9 +438,9 @@ class DrainRow:
 def outbox_counts(state_dir: Path) -> tuple[int, int]:
     """(last seq, undelivered) read straight from the outbox file."""
     with sqlite3.connect(f"file:{state_dir / 'outbox.sqlite3'}?mode=ro", uri=True, timeout=5) as db:
-        row = db.execute("SELECT value FROM meta WHERE key = 'next_seq'").fetchone()
+        last = db.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
         undelivered = db.execute("SELECT count(*) FROM events WHERE delivered_at IS NULL").fetchone()[0]
-    return (int(row[0]) - 1 if row else 0), int(undelivered)
+    return int(last), int(undelivered)
 
 
 def fill_outbox(work: Path, seqs: Iterator[int], events: int) -> tuple[Path, FillResult]:

@@ -2,9 +2,10 @@
 
 DESIGN "Delivery and durability rules": a read is *captured* once its row is committed
 (WAL, ``synchronous=FULL`` by default, so it survives ``kill -9`` and power loss). ``seq``
-is per gateway, +1 per captured read, gap-free and never reused: the next value lives in
-the ``meta`` table and advances in the same transaction as the row, so a failed insert
-leaves no hole and pruning old rows never lets a number come back.
+is per gateway, +1 per captured read, gap-free and never reused: the next value is one
+more than the newest row, and before pruning deletes rows it is written to the ``meta``
+table in the same transaction (``seq_floor``), so a failed insert leaves no hole and pruning
+never lets a number come back.
 
 Rows are marked delivered only when the broker acknowledged them (PUBACK). Delivered rows
 stay for ``retention_hours`` so ``replay`` can re-publish them.
@@ -114,12 +115,9 @@ class Outbox:
                     f"{self.path}: outbox schema {version} is newer than this gatewayd "
                     f"understands ({SCHEMA_VERSION}); upgrade gatewayd"
                 )
-            next_seq = self._meta("next_seq")
-            if next_seq is None:
-                top = db.execute("SELECT max(seq) FROM events").fetchone()[0]
-                next_seq = str((top or 0) + 1)
-                self._set_meta("next_seq", next_seq)
-            self._next_seq = int(next_seq)
+            top = db.execute("SELECT max(seq) FROM events").fetchone()[0] or 0
+            floor = int(self._meta("seq_floor") or 1)
+            self._next_seq = max(top + 1, floor)
         self._depth, self._depth_bytes = db.execute(
             "SELECT count(*), coalesce(sum(length(payload)), 0) FROM events WHERE delivered_at IS NULL"
         ).fetchone()
@@ -207,7 +205,6 @@ class Outbox:
                 "INSERT INTO events (seq, event_id, topic, payload, captured_at) VALUES (?, ?, ?, ?, ?)",
                 (seq, event_id, topic, payload, now),
             )
-            self._set_meta("next_seq", str(seq + 1))
         self._next_seq = seq + 1
         self._depth += 1
         self._depth_bytes += len(payload)
@@ -236,6 +233,25 @@ class Outbox:
         now = time.time() if at is None else at
         changed = 0
         freed = 0
+        # A delivery mark lost with power only means a redelivery (same event_id and seq),
+        # so marks skip the fsync; the next capture's FULL commit makes them durable too.
+        relaxed = self.settings.synchronous == "full"
+        if relaxed:
+            self.db.execute("PRAGMA synchronous=NORMAL")
+        try:
+            changed, freed = self._mark(batch, now)
+        finally:
+            if relaxed:
+                self.db.execute("PRAGMA synchronous=FULL")
+        self._depth -= changed
+        self._depth_bytes -= freed
+        if self._full_logged and not self.full:
+            self._full_logged = False
+        return changed
+
+    def _mark(self, batch: list[int], now: float) -> tuple[int, int]:
+        changed = 0
+        freed = 0
         with self._tx() as db:
             for start in range(0, len(batch), 500):
                 chunk = batch[start : start + 500]
@@ -251,11 +267,7 @@ class Outbox:
                 )
                 changed += row[0]
                 freed += row[1]
-        self._depth -= changed
-        self._depth_bytes -= freed
-        if self._full_logged and not self.full:
-            self._full_logged = False
-        return changed
+        return changed, freed
 
     def history(self, *, from_seq: int, to_seq: int, limit: int) -> list[Event]:
         """Retained events in ``[from_seq, to_seq]``, delivered or not, oldest first."""
@@ -273,6 +285,8 @@ class Outbox:
         now = time.time() if now is None else now
         cutoff = now - self.settings.retention_hours * 3600
         with self._tx() as db:
+            # Remember where seq stands before rows go, in case the newest ones go too.
+            self._set_meta("seq_floor", str(self._next_seq))
             cur = db.execute(
                 "DELETE FROM events WHERE delivered_at IS NOT NULL AND delivered_at < ?",
                 (cutoff,),

@@ -149,7 +149,7 @@ def check_stream(sub: Subscriber, last_seq: int, sent: set[str]) -> None:
 
 def last_seq_in(tmp_path: Path) -> int:
     with sqlite3.connect(tmp_path / "state" / "outbox.sqlite3") as db:
-        return int(db.execute("SELECT value FROM meta WHERE key = 'next_seq'").fetchone()[0]) - 1
+        return int(db.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])
 
 
 def undelivered_in(tmp_path: Path) -> int:
