@@ -169,3 +169,33 @@ async def test_invalid_print_requests_get_errors(gateway: Any, body: dict[str, A
     answer = await request(sub, body, "bad")
     assert answer["status"] == "error" and expected in answer["error"], answer
     assert printer.labels() == []
+
+
+@pytest.fixture
+async def raw_gateway(broker: LocalBroker, tmp_path: Path) -> Any:
+    printer = FakeZebra()
+    await printer.__aenter__()
+    gw = Gateway(settings_for(broker, tmp_path, printer.url, allow_raw=True), scanners={})
+    stop = asyncio.Event()
+    task = asyncio.create_task(gw.run(stop))
+    await wait_for(lambda: gw.link is not None and gw.link.subscribed and gw.printing is not None, what="gateway up")
+    sub = Subscriber(broker.port, [f"{P}/#"], protocol=broker.protocol).__enter__()
+    yield printer, sub
+    sub.__exit__(None, None, None)
+    stop.set()
+    await task
+    await printer.close()
+
+
+async def test_raw_zpl_passes_the_filter_where_allowed(raw_gateway: Any) -> None:
+    printer, sub = raw_gateway
+    zpl = "^XA^FO20,20^BQN,2,5^FDQA,RAW-LOT-1^FS^XZ"
+    answer = await request(sub, {"job_id": "R-1", "printer": "zebra", "zpl": zpl}, "r1")
+    assert answer["status"] == "ok", answer
+    await sub.await_for(f"{P}/printers/zebra/jobs", lambda p: p["job_id"] == "R-1" and p["state"] == "done")
+    assert printer.labels() == [zpl.encode()]
+    assert decode_label(printer.labels()[0]) == ["RAW-LOT-1"]
+    # A format that would reset the printer's network settings is refused, by name.
+    refused = await request(sub, {"job_id": "R-2", "printer": "zebra", "zpl": "^XA^NS^FS^XZ\x10JR"}, "r2")
+    assert refused["status"] == "error" and "^NS" in refused["error"], refused
+    assert len(printer.labels()) == 1
