@@ -151,10 +151,11 @@ class Gateway:
                 await self._stop_extensions()
                 publisher.wake()
                 await self._settle(publisher, timeout=2.0)
-            # ``async with`` closed the publisher (last acks written) and the link; the
-            # link published ``offline`` first through ``close(final=...)`` below.
+            # _settle published ``offline`` and closed the link; leaving ``async with``
+            # wrote the last delivery marks.
         finally:
             await self._stop_tasks()
+            await self._stop_extensions()
             # A late paho callback (a CONNACK racing the shutdown) must find no outbox
             # rather than a closed one: see the guards in the MQTT callbacks.
             self.outbox = None
