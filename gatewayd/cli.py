@@ -342,6 +342,15 @@ def build_parser() -> argparse.ArgumentParser:
         "config with a simulated dock replaying a day of reads and a virtual printer writing ZPL and PNG "
         "previews to ./demo-out/, and show the events as a WMS sees them. Ctrl-C stops it.",
     )
+    p.add_argument(
+        "--config",
+        "-c",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="demo config template (default: config/demo/gatewayd.demo.toml; {state_dir}, {broker_url}, "
+        "{protocol}, {replay_dir}, {loop} and {printer_url} are filled in)",
+    )
     p.add_argument("--out", type=Path, default=Path("demo-out"), help="where demo state and printed labels go")
     p.add_argument("--speed", type=float, default=1.0, help="replay speed factor (2 = twice as fast)")
     p.add_argument("--once", action="store_true", help="stop when the day has been replayed")

@@ -162,13 +162,15 @@ async def _demo(args: argparse.Namespace, out: Path, broker: LocalBroker) -> int
         text = path.read_text()
         expected_reads += count_reads(text)
         (replay_dir / path.name).write_text(scale_replay(text, args.speed))
-    view = WmsView(port=broker.port, protocol=broker.protocol, root="gatewayd/demo-dock")
+    view: WmsView | None = None
+
+    def label_written(path: Path) -> None:
+        if view is not None:
+            view.say("label", f"{path.name} and {path.with_suffix('.png').name} written")
+
     try:
-        async with VirtualZebra(
-            out_dir=out / "labels",
-            on_label=lambda path: view.say("label", f"{path.name} and {path.with_suffix('.png').name} written"),
-        ) as printer:
-            template = (source / "gatewayd.demo.toml").read_text()
+        async with VirtualZebra(out_dir=out / "labels", on_label=label_written) as printer:
+            template = (args.config or source / "gatewayd.demo.toml").read_text()
             values = {
                 "state_dir": out / "state",
                 "broker_url": broker.url,
@@ -183,6 +185,7 @@ async def _demo(args: argparse.Namespace, out: Path, broker: LocalBroker) -> int
             config_path = out / "gatewayd.toml"
             config_path.write_text(config_text)
             settings = load(config_path)
+            view = WmsView(port=broker.port, protocol=broker.protocol, root=settings.topic_root)
             gw = Gateway(settings)
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
@@ -249,7 +252,8 @@ async def _demo(args: argparse.Namespace, out: Path, broker: LocalBroker) -> int
                 flush=True,
             )
     finally:
-        view.close()
+        if view is not None:
+            view.close()
     return 0
 
 

@@ -34,3 +34,27 @@ def test_demo_replays_a_dock_day_and_prints_labels(tmp_path: Path) -> None:
     assert len(zpl) == 4 and len(png) == 4
     assert b"SUP3-" in zpl[-1].read_bytes()
     assert (out / "gatewayd.toml").exists()
+
+
+def test_demo_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    out = tmp_path / "demo-out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gatewayd", "demo", "--speed", "5", "--out", str(out)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not (out / "labels" / "0001.zpl").exists():
+            assert proc.poll() is None and time.monotonic() < deadline, "demo did not print a label"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, stderr
+    assert "Traceback" not in stdout + stderr
+    assert "gateway demo-dock offline" in stdout
