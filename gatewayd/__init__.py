@@ -1,10 +1,7 @@
 """gatewayd: the hardware gateway of a QR/GS1 lot-tracking system."""
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("gatewayd")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0.0.0+unknown"
+# The one place the version is written (pyproject.toml reads it from here); kept as a
+# literal because importlib.metadata costs a Pi several megabytes of memory at start.
+__version__ = "0.1.0"
 
 __all__ = ["__version__"]
