@@ -79,9 +79,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     path = args.config or default_config_path()
     settings = load(path)
-    missing = _missing_modules(settings)
-    if missing:
-        raise ConfigError(missing)
+    from gatewayd.mqtt_link import check_credentials
+
+    problems = check_credentials(settings.mqtt) + _missing_modules(settings)
+    if problems:
+        raise ConfigError(problems)
     print(f"# {path}: configuration is valid. Effective configuration:")
     print(to_toml(settings.to_dict()))
     return 0

@@ -33,7 +33,7 @@ from drivers.backoff import Backoff
 from gatewayd.config import BrokerUrl, MqttSettings
 from gatewayd.errors import ConfigError
 
-__all__ = ["Message", "MqttLink"]
+__all__ = ["Message", "MqttLink", "check_credentials"]
 
 log = logging.getLogger("gatewayd.mqtt")
 
@@ -510,6 +510,21 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
     return str(exc) or type(exc).__name__
+
+
+def check_credentials(settings: MqttSettings) -> list[str]:
+    """Problems with the password file and TLS files, by key path (for ``gatewayd check``)."""
+    problems: list[str] = []
+    try:
+        _read_password(settings.password_file)
+    except ConfigError as exc:
+        problems += exc.problems
+    if any(b.tls for b in settings.brokers) or settings.ca_file or settings.cert_file:
+        try:
+            _tls_context(settings)
+        except ConfigError as exc:
+            problems += exc.problems
+    return problems
 
 
 def _read_password(path: Path | None) -> str | None:

@@ -37,3 +37,28 @@ def test_check_reports_missing_evdev_with_the_fix(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "scanners[0].driver: python-evdev is not installed: pip install 'gatewayd[evdev]'" in result.stderr
     assert "python3-evdev" in result.stderr
+
+
+def test_check_reports_unreadable_password_and_tls_files(tmp_path: Path) -> None:
+    cfg = tmp_path / "g.toml"
+    not_pem = tmp_path / "ca.pem"
+    not_pem.write_text("this is not a certificate\n")
+    cfg.write_text(
+        f"""
+[gateway]
+id = "gw"
+[mqtt]
+brokers = ["mqtts://broker:8883"]
+username = "dock"
+password_file = "{tmp_path / "missing-password"}"
+ca_file = "{not_pem}"
+"""
+    )
+    result = subprocess.run([sys.executable, "-m", "gatewayd", "check", "--config", str(cfg)],
+                            capture_output=True, text=True, timeout=60, check=False, cwd=ROOT)  # fmt: skip
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert lines[0] == f"gatewayd: 2 problem(s) in {cfg}:"
+    assert lines[1].strip().startswith("mqtt.password_file: cannot read")
+    assert "no such file or directory" in lines[1]
+    assert lines[2].strip().startswith("mqtt.ca_file: cannot load")
