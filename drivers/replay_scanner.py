@@ -25,20 +25,17 @@ scanner does not end either), or the file starts over when ``loop=True``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import re
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
+from drivers.background_scanner import BackgroundScanner
 from drivers.backoff import Backoff
 from drivers.base import DeviceState, RawRead, StateListener, ignore_state
-from drivers.framing import ReadQueue, StateReporter, describe_os_error
+from drivers.framing import StateReporter, describe_os_error
 
 __all__ = [
     "ReplayDelay",
@@ -143,7 +140,7 @@ def _directive(line: str, number: int) -> ReplayDelay:
     return ReplayDelay(seconds, number)
 
 
-class ReplayScanner:
+class ReplayScanner(BackgroundScanner):
     """Replays the reads of a file as if scanned. ``async with`` then ``reads()``.
 
     ``interval`` seconds pass between reads unless an ``@delay`` says otherwise, and a read
@@ -151,6 +148,9 @@ class ReplayScanner:
     or unreadable file is reported ``disconnected``, a mistake in it ``error`` (with the
     line); both are retried with backoff, so fixing the file is enough.
     """
+
+    kind = "replay scanner"
+    task_name = "replay"
 
     def __init__(
         self,
@@ -170,43 +170,11 @@ class ReplayScanner:
         self.loop = loop
         self._report = StateReporter(id, on_state)
         self._backoff = backoff if backoff is not None else Backoff()
-        self._queue: ReadQueue | None = None
-        self._task: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
         return f"ReplayScanner(id={self.id!r}, path={str(self.path)!r})"
 
-    async def __aenter__(self) -> Self:
-        if self._task is not None:
-            raise RuntimeError(f"replay scanner {self.id} is already open")
-        self._queue = ReadQueue()
-        self._task = asyncio.create_task(self._run(), name=f"gatewayd[scanner {self.id}].replay")
-        self._task.add_done_callback(self._on_task_done)
-        return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        if self._queue is not None:
-            self._queue.close()
-
-    def reads(self) -> AsyncIterator[RawRead]:
-        """Every replayed read, in file order, until the scanner is closed."""
-        if self._queue is None:
-            raise RuntimeError(f"replay scanner {self.id}: use 'async with' before reads()")
-        return self._queue.reads()
-
-    def _on_task_done(self, task: asyncio.Task[None]) -> None:
-        if self._queue is not None and not task.cancelled():
-            self._queue.close(task.exception())
 
     async def _load(self) -> list[ReplayRead | ReplayDelay]:
         while True:

@@ -12,21 +12,18 @@ the reopen finds the scanner even if the kernel numbers it differently when it c
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
 import logging
 import os
 import time
-from collections.abc import AsyncIterator
-from types import TracebackType
-from typing import Self
 
 import serial
 import serial_asyncio_fast
 
+from drivers.background_scanner import BackgroundScanner
 from drivers.backoff import Backoff
 from drivers.base import DeviceState, RawRead, StateListener, ignore_state
-from drivers.framing import Framer, ReadQueue, StateReporter, describe_os_error, read_frames
+from drivers.framing import Framer, StateReporter, describe_os_error, read_frames
 
 __all__ = ["SerialScanner"]
 
@@ -46,12 +43,15 @@ def _describe(exc: BaseException) -> str:
     return describe_os_error(exc)
 
 
-class SerialScanner:
+class SerialScanner(BackgroundScanner):
     """A scanner on a serial port. ``async with scanner:`` then ``async for read in reads()``.
 
     ``char_timeout``: after this many seconds without a byte, a read whose terminator has
     not come is delivered anyway, marked partial (``None``: wait for the terminator).
     """
+
+    kind = "serial scanner"
+    task_name = "read"
 
     def __init__(
         self,
@@ -97,50 +97,16 @@ class SerialScanner:
         self._new_framer()
         self._report = StateReporter(id, on_state)
         self._backoff = backoff if backoff is not None else Backoff()
-        self._queue: ReadQueue | None = None
-        self._task: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
         return f"SerialScanner(id={self.id!r}, port={self.port!r})"
 
-    async def __aenter__(self) -> Self:
-        if self._task is not None:
-            raise RuntimeError(f"serial scanner {self.id} is already open")
-        self._queue = ReadQueue()
-        self._task = asyncio.create_task(self._run(), name=f"gatewayd[scanner {self.id}].read")
-        self._task.add_done_callback(self._on_task_done)
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        if self._queue is not None:
-            self._queue.close()
-
-    def reads(self) -> AsyncIterator[RawRead]:
-        """Every read, in order, until the scanner is closed. Survives unplugs."""
-        if self._queue is None:
-            raise RuntimeError(f"serial scanner {self.id}: use 'async with' before reads()")
-        return self._queue.reads()
 
     def _new_framer(self) -> Framer:
         return Framer(
             terminator=self.terminator, stx_etx=self.stx_etx, max_length=self.max_length
         )
 
-    def _on_task_done(self, task: asyncio.Task[None]) -> None:
-        # The loop below only ends by cancellation; anything else is a bug that must reach
-        # whoever iterates reads() instead of leaving it waiting forever.
-        if self._queue is not None and not task.cancelled():
-            self._queue.close(task.exception())
 
     async def _run(self) -> None:
         while True:

@@ -21,10 +21,10 @@ import contextlib
 import logging
 import socket
 import time
-from collections.abc import AsyncIterator
 from types import TracebackType
 from typing import Literal, Self
 
+from drivers.background_scanner import BackgroundScanner
 from drivers.backoff import Backoff
 from drivers.base import DeviceState, RawRead, StateListener, ignore_state
 from drivers.framing import Framer, ReadQueue, StateReporter, describe_os_error, read_frames
@@ -63,12 +63,14 @@ def _peer_name(writer: asyncio.StreamWriter) -> str:
     return str(peer)
 
 
-class TcpScanner:
+class TcpScanner(BackgroundScanner):
     """A scanner on a TCP socket. ``async with scanner:`` then ``async for read in reads()``.
 
     In server mode :attr:`bound_port` is the port actually listened on (useful with
     ``port=0``); it is ``None`` while the port could not be bound.
     """
+
+    kind = "tcp scanner"
 
     def __init__(
         self,
@@ -111,8 +113,6 @@ class TcpScanner:
         self._new_framer()  # a bad terminator fails here, not in the background task
         self._report = StateReporter(id, on_state)
         self._backoff = backoff if backoff is not None else Backoff()
-        self._queue: ReadQueue | None = None
-        self._task: asyncio.Task[None] | None = None
         self._server: asyncio.Server | None = None
         self._connections: dict[asyncio.Task[None], str] = {}
         self.bound_port: int | None = None
@@ -167,21 +167,10 @@ class TcpScanner:
         if self._queue is not None:
             self._queue.close()
 
-    def reads(self) -> AsyncIterator[RawRead]:
-        """Every read, in order, until the scanner is closed. Survives disconnects."""
-        if self._queue is None:
-            raise RuntimeError(f"tcp scanner {self.id}: use 'async with' before reads()")
-        return self._queue.reads()
-
     def _new_framer(self) -> Framer:
         return Framer(
             terminator=self.terminator, stx_etx=self.stx_etx, max_length=self.max_length
         )
-
-    def _on_task_done(self, task: asyncio.Task[None]) -> None:
-        # The loops only end by cancellation; a bug must reach whoever iterates reads().
-        if self._queue is not None and not task.cancelled():
-            self._queue.close(task.exception())
 
     async def _pump(self, reader: asyncio.StreamReader) -> str:
         """Deliver the reads of one connection until it ends; return why, in plain words."""

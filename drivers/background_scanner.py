@@ -1,0 +1,66 @@
+"""The lifecycle shared by scanners that read in one background task into a queue."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from types import TracebackType
+from typing import Self
+
+from drivers.base import RawRead
+from drivers.framing import ReadQueue
+
+__all__ = ["BackgroundScanner"]
+
+
+class BackgroundScanner:
+    """``async with`` starts ``_run()`` as ``gatewayd[scanner ID].TASK``; ``reads()`` yields
+    what it queues, in order, until the scanner is closed.
+
+    Subclasses set ``id``, ``kind`` (for messages) and ``task_name``, and implement
+    ``_run()``, which puts reads on ``self._queue`` and only ends by cancellation: anything
+    else is a bug, and it reaches whoever iterates ``reads()`` rather than leaving it
+    waiting forever.
+    """
+
+    id: str
+    kind = "scanner"
+    task_name = "read"
+    _queue: ReadQueue | None = None
+    _task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        if self._task is not None:
+            raise RuntimeError(f"{self.kind} {self.id} is already open")
+        self._queue = ReadQueue()
+        self._task = asyncio.create_task(self._run(), name=f"gatewayd[scanner {self.id}].{self.task_name}")
+        self._task.add_done_callback(self._on_task_done)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._queue is not None:
+            self._queue.close()
+
+    def reads(self) -> AsyncIterator[RawRead]:
+        """Every read, in order, until the scanner is closed."""
+        if self._queue is None:
+            raise RuntimeError(f"{self.kind} {self.id}: use 'async with' before reads()")
+        return self._queue.reads()
+
+    def _on_task_done(self, task: asyncio.Task[None]) -> None:
+        if self._queue is not None and not task.cancelled():
+            self._queue.close(task.exception())
