@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import re
-from types import TracebackType
-from typing import Self
 
 from drivers.base import DeviceUnavailable
+from drivers.printer_transport import TransportLifecycle
 
 __all__ = ["CupsPrinter"]
 
@@ -20,7 +19,7 @@ __all__ = ["CupsPrinter"]
 _QUEUE_RE = re.compile(r"^[^\s/\\'\"#]{1,127}$")
 
 
-class CupsPrinter:
+class CupsPrinter(TransportLifecycle):
     """``async with CupsPrinter(id=..., queue="zebra_raw") as t: await t.send(zpl)``.
 
     Each :meth:`send` is one CUPS job; it succeeds when ``lp`` accepted the data.
@@ -41,17 +40,6 @@ class CupsPrinter:
 
     def __repr__(self) -> str:
         return f"CupsPrinter(id={self.id!r}, queue={self.queue!r})"
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        return None
 
     async def send(self, data: bytes) -> None:
         """Submit ``data`` as one raw job, or raise :class:`DeviceUnavailable`."""

@@ -13,18 +13,16 @@ import asyncio
 import errno
 import os
 import stat
-from types import TracebackType
-from typing import Self
 
 from drivers.base import DeviceUnavailable
-from drivers.printer_transport import read_answer
+from drivers.printer_transport import TransportLifecycle, read_answer
 
 __all__ = ["FilePrinter"]
 
 _NOT_THERE = {errno.ENOENT, errno.ENODEV, errno.ENXIO, errno.EIO}
 
 
-class FilePrinter:
+class FilePrinter(TransportLifecycle):
     """``async with FilePrinter(id=..., path="/dev/usb/lp0") as t: await t.send(data)``.
 
     The file is opened on first use and again after a failure (an unplugged USB printer
@@ -50,15 +48,7 @@ class FilePrinter:
     def _where(self) -> str:
         return f"printer {self.id} at {self.path}"
 
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def _release(self) -> None:
         self.close()
 
     def close(self) -> None:

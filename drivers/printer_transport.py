@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from types import TracebackType
+from typing import Self
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from drivers.base import DeviceUnavailable, PrinterTransport
@@ -91,6 +93,26 @@ async def read_answer(
         answer = (answer + chunk)[:MAX_ANSWER_BYTES]
         if answer_complete(request, answer) or len(answer) >= MAX_ANSWER_BYTES:
             return answer
+
+
+class TransportLifecycle:
+    """``async with transport:`` for every printer transport: entering opens nothing
+    (each connects on first use and reconnects after a failure), leaving releases what
+    is open through ``_release()``."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._release()
+
+    async def _release(self) -> None:
+        """Close whatever connection or device handle is open."""
 
 
 class StreamLink(asyncio.Protocol):

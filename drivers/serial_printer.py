@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from types import TracebackType
-from typing import Self
 
 import serial
 import serial_asyncio_fast
 
 from drivers.base import DeviceUnavailable
-from drivers.printer_transport import StreamLink, read_answer
+from drivers.printer_transport import StreamLink, TransportLifecycle, read_answer
 
 __all__ = ["SerialPrinter"]
 
 
-class SerialPrinter:
+class SerialPrinter(TransportLifecycle):
     """``async with SerialPrinter(id=..., port="/dev/ttyUSB0", baudrate=19200) as t: ...``.
 
     8N1 with RTS/CTS off, the Zebra and ESC/POS factory default. The port is opened on
@@ -44,15 +42,7 @@ class SerialPrinter:
     def _where(self) -> str:
         return f"printer {self.id} on {self.port}"
 
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def _release(self) -> None:
         await self.close()
 
     async def close(self) -> None:

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from types import TracebackType
-from typing import Self
 
 from drivers.base import DeviceUnavailable
-from drivers.printer_transport import StreamLink, read_answer
+from drivers.printer_transport import StreamLink, TransportLifecycle, read_answer
 
 __all__ = ["TcpPrinter"]
 
 
-class TcpPrinter:
+class TcpPrinter(TransportLifecycle):
     """Raw TCP printing: ``async with TcpPrinter(id=..., host=...) as t: await t.send(zpl)``.
 
     The connection is opened on first use and opened again after a failure, so one
@@ -46,15 +44,7 @@ class TcpPrinter:
     def _where(self) -> str:
         return f"printer {self.id} at {self.host}:{self.port}"
 
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def _release(self) -> None:
         await self.close()
 
     async def close(self) -> None:

@@ -10,11 +10,10 @@ printers do not need it.
 from __future__ import annotations
 
 import asyncio
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from drivers.base import DeviceUnavailable
-from drivers.printer_transport import read_answer
+from drivers.printer_transport import TransportLifecycle, read_answer
 
 __all__ = ["UsbPrinter"]
 
@@ -26,7 +25,7 @@ UDEV_HINT = (
 )
 
 
-class UsbPrinter:
+class UsbPrinter(TransportLifecycle):
     """``async with UsbPrinter(id=..., vid=0x0A5F, pid=0x0164) as t: await t.send(zpl)``.
 
     Every transfer is bounded by ``timeout``. The device is claimed on first use and again
@@ -55,18 +54,10 @@ class UsbPrinter:
     def _where(self) -> str:
         return f"printer {self.id} at usb://{self.vid:04x}:{self.pid:04x}"
 
-    async def __aenter__(self) -> Self:
-        return self
+    async def _release(self) -> None:
+        await asyncio.to_thread(self._dispose)
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await asyncio.to_thread(self._release)
-
-    def _release(self) -> None:
+    def _dispose(self) -> None:
         dev, self._dev, self._out, self._in = self._dev, None, None, None
         if dev is None:
             return
@@ -160,16 +151,16 @@ class UsbPrinter:
             try:
                 written = self._out.write(chunk, timeout=ms)
             except usb.core.USBTimeoutError:
-                self._release()
+                self._dispose()
                 raise DeviceUnavailable(
                     f"{self._where}: the printer took no data for {self.timeout:g} s "
                     f"({start} of {len(data)} bytes written)"
                 ) from None
             except usb.core.USBError as exc:
-                self._release()
+                self._dispose()
                 raise self._explain(exc, f"sending {len(data)} bytes") from exc
             if written != len(chunk):
-                self._release()
+                self._dispose()
                 raise DeviceUnavailable(
                     f"{self._where}: short write ({start + written} of {len(data)} bytes)"
                 )
@@ -182,7 +173,7 @@ class UsbPrinter:
         except usb.core.USBTimeoutError:
             return b""
         except usb.core.USBError as exc:
-            self._release()
+            self._dispose()
             raise self._explain(exc, "reading the answer") from exc
 
     async def _bounded(self, fn: Any, *args: Any) -> Any:
