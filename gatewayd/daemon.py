@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import sqlite3
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -215,7 +216,12 @@ class Gateway:
                 async with scanner:
                     async for read in scanner.reads():
                         backoff.reset()
-                        self.handle_read(sc, read)
+                        try:
+                            self.handle_read(sc, read)
+                        except Exception:
+                            # A bug must not cost the read silently, nor stop the scanner.
+                            self.counters.refused += 1
+                            log.exception("REFUSED read from %s (internal error): raw=%r", sc.id, read.data)
                 return  # a scanner whose reads end (a replay file) is done
             except asyncio.CancelledError:
                 raise
@@ -281,6 +287,13 @@ class Gateway:
             log.error("REFUSED read from %s at %s (%s): raw=%r", sc.id, station.id, exc, scan.raw)
             self._set_alarm("outbox_full", str(exc))
             return
+        except sqlite3.Error as exc:
+            # Disk full, I/O error, a read-only state directory: the same promise holds.
+            self.counters.refused += 1
+            log.error("REFUSED read from %s at %s (outbox write failed: %s): raw=%r", sc.id, station.id, exc, scan.raw)
+            self._set_alarm("outbox_error", f"cannot write {self.outbox.path}: {exc}")
+            return
+        self._set_alarm("outbox_error", None)
         self.counters.captured += 1
         assert self.publisher is not None
         self.publisher.captured(event)

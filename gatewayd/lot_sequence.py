@@ -97,6 +97,8 @@ class LotSequence:
             )
             self._db.execute("COMMIT")
         except BaseException:
-            self._db.execute("ROLLBACK")
+            # SQLite may have rolled back already (a full disk does); see outbox._tx.
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
             raise
         return range(last + 1, last + count + 1)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import time
 from collections.abc import Callable
 from types import TracebackType
@@ -80,6 +81,7 @@ class Publisher:
         self.delivered = 0
         self.rejected = 0
         self._retry_from: int | None = None
+        self._marks_failing = False
 
     async def __aenter__(self) -> Self:
         first = self.outbox.first_undelivered_seq()
@@ -157,7 +159,19 @@ class Publisher:
         if not self._acked:
             return
         acked, self._acked = self._acked, []
-        self.outbox.mark_delivered(acked)
+        try:
+            self.outbox.mark_delivered(acked)
+        except sqlite3.Error as exc:
+            # A full disk: keep the marks and try again; until then the events only look
+            # undelivered (a restart would send them again, same event_id and seq).
+            self._acked = acked + self._acked
+            if not self._marks_failing:
+                log.error("outbox: cannot record %d delivery mark(s), will retry: %s", len(acked), exc)
+            self._marks_failing = True
+            return
+        if self._marks_failing:
+            log.warning("outbox: delivery marks recorded again")
+            self._marks_failing = False
         self.on_delivered()
 
     async def _flush_acks(self) -> None:

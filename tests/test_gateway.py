@@ -242,3 +242,33 @@ async def test_outbox_full_refuses_loudly_and_keeps_everything(broker: LocalBrok
         await wait_for(lambda: "outbox_full" not in gw.alarms, what="alarm cleared")
     stop.set()
     await task
+
+
+async def test_a_full_disk_refuses_reads_loudly_and_recovers(
+    running: Any, broker: LocalBroker, caplog: pytest.LogCaptureFixture
+) -> None:
+    with Subscriber(broker.port, ["gatewayd/gw-test/#"], protocol=broker.protocol) as sub:
+        gw, scanners, stop, task = await running()
+        q = scanners["zone-a-1"].queue
+        await q.put(b"SUP1-20261127-0001")
+        await sub.await_for("gatewayd/gw-test/scans/zone-a")
+        # SQLite's own "database or disk is full", from a page limit at the current size.
+        pages = gw.outbox.db.execute("PRAGMA page_count").fetchone()[0]
+        gw.outbox.db.execute(f"PRAGMA max_page_count={pages}")
+        for i in range(2, 200):
+            await q.put(f"SUP1-20261127-{i:04d}-{'x' * 200}".encode())
+        await wait_for(lambda: "outbox_error" in gw.alarms, what="outbox_error alarm")
+        alarm = await sub.await_for(
+            "gatewayd/gw-test/status", lambda p: any(a["alarm"] == "outbox_error" for a in p.get("alarms", []))
+        )
+        assert "full" in str(alarm["alarms"])
+        assert gw.counters.refused > 0
+        assert "REFUSED read from zone-a-1" in caplog.text and "SUP1-20261127-" in caplog.text
+        gw.outbox.db.execute("PRAGMA max_page_count=1073741823")
+        await q.put(b"SUP1-20261127-9999")
+        await wait_for(lambda: "outbox_error" not in gw.alarms, what="alarm cleared")
+        last = await sub.await_for("gatewayd/gw-test/scans/zone-a", lambda p: p["lot"] == "SUP1-20261127-9999")
+        seqs = [p["seq"] for p in sub.payloads("gatewayd/gw-test/scans/")]
+        assert seqs == list(range(1, last["seq"] + 1)), "seq stays gap-free across refused reads"
+        stop.set()
+        await task
