@@ -99,7 +99,11 @@ def render_text(report: DeviceReport) -> str:
     blocks = snippets(report)
     lines: list[str] = []
     if not blocks:
-        lines.append("No scanner or printer candidates found.")
+        lines.append(
+            "No scanner or printer candidates found (looked at input devices, hidraw, "
+            "/dev/serial/by-id, /dev/usb/lp* and USB printer interfaces). Plug the device "
+            "in and run this again; a scanner in keyboard mode shows up as an input device."
+        )
     for heading, toml in blocks:
         lines += [f"# {heading}".replace("\n", "\n# "), toml, ""]
     others = [d for d in report.inputs if d.keyboard and d.scanner_vendor is None
