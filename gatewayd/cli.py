@@ -357,6 +357,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--speed", type=float, default=1.0, help="replay speed factor (2 = twice as fast)")
     p.add_argument("--once", action="store_true", help="stop when the day has been replayed")
     p.add_argument("--port", type=int, default=0, help="broker port (default: a free port)")
+    p.add_argument(
+        "--broker",
+        choices=["mosquitto", "amqtt"],
+        default="mosquitto",
+        help="which local broker to start (default: mosquitto when installed, else amqtt)",
+    )
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser(

@@ -142,7 +142,7 @@ def run_demo(args: argparse.Namespace) -> int:
     for handler in logging.getLogger().handlers:
         if handler is not file_log:
             handler.setLevel(logging.WARNING)
-    with LocalBroker(workdir=out / "broker", port=args.port or None) as broker:
+    with LocalBroker(workdir=out / "broker", port=args.port or None, prefer=args.broker) as broker:
         print(
             f"gatewayd demo: {broker.kind} broker on {broker.url} (MQTT {'5' if broker.protocol == 5 else '3.1.1'}); "
             f"labels and logs in {out}; Ctrl-C stops",

@@ -6,13 +6,20 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from gatewayd.local_broker import find_mosquitto
 from tests.mqtt_tools import ROOT
 
 
-def test_demo_replays_a_dock_day_and_prints_labels(tmp_path: Path) -> None:
+@pytest.mark.parametrize("broker", ["mosquitto", "amqtt"])
+def test_demo_replays_a_dock_day_and_prints_labels(tmp_path: Path, broker: str) -> None:
+    """amqtt is what a fresh Pi without mosquitto gets (MQTT 3.1.1)."""
+    if broker == "mosquitto" and find_mosquitto() is None:
+        pytest.skip("mosquitto is not installed here (apt-get install mosquitto)")
     out = tmp_path / "demo-out"
     proc = subprocess.run(
-        [sys.executable, "-m", "gatewayd", "demo", "--once", "--speed", "20", "--out", str(out)],
+        [sys.executable, "-m", "gatewayd", "demo", "--once", "--speed", "20", "--out", str(out), "--broker", broker],
         cwd=ROOT,
         capture_output=True,
         text=True,
