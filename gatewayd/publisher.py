@@ -33,17 +33,18 @@ ACK_FLUSH_MAX = 1000
 class TokenBucket:
     """``rate`` tokens per second, bursting up to ``burst``; rate 0 means unlimited."""
 
-    def __init__(self, *, rate: float, burst: float) -> None:
+    def __init__(self, *, rate: float, burst: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.rate = rate
         self.burst = max(burst, 1.0)
+        self._clock = clock
         self._tokens = self.burst
-        self._at = time.monotonic()
+        self._at = clock()
 
     def take(self, wanted: int) -> int:
         """Take up to ``wanted`` tokens now; returns how many were granted."""
         if self.rate <= 0:
             return wanted
-        now = time.monotonic()
+        now = self._clock()
         self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
         self._at = now
         granted = min(wanted, int(self._tokens))
