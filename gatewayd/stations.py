@@ -104,6 +104,9 @@ class Stations:
         """The step command in a read, or ``None`` when the read is not a command."""
         prefix = self._prefix.encode()
         stripped = data.strip()
+        if stripped[:1] == b"]" and len(stripped) >= 3:
+            # A scanner set to send AIM identifiers prefixes commands too (]C0, ]Q1...).
+            stripped = stripped[3:]
         if not stripped.startswith(prefix):
             return None
         name = stripped[len(prefix) :].decode("utf-8", "replace").strip().lower()

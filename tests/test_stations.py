@@ -34,7 +34,9 @@ def test_cbv_mapping(step: str, biz_step: str) -> None:
     (b"  STEP:Picking\r", "picking", None),
     (b"STEP:flying", None, "expected one of receiving, transfer, picking, dispatch"),
     (b"SUP1-20261127-0001", None, None),
-    (b"]C1STEP:dispatch", None, None),  # a GS1 barcode is never a command
+    (b"]C0STEP:dispatch", "dispatch", None),  # with the scanner's AIM identifier
+    (b"]Q1STEP:receiving", "receiving", None),
+    (b"]C1010950600013435210STEP", None, None),
 ])  # fmt: skip
 def test_step_commands(data: bytes, step: str | None, error: str | None) -> None:
     command = Stations(SETTINGS).step_command(data)
