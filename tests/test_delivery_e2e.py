@@ -329,3 +329,30 @@ def _connect(socket: Any, port: int) -> Any:
         return socket.create_connection(("127.0.0.1", port), timeout=1)
     except OSError:
         return None
+
+
+def test_scanner_unplugged_and_replugged_needs_nothing(
+    broker: LocalBroker, tmp_path: Path, scanner: PtyScanner, daemons: list[DaemonProcess]
+) -> None:
+    """USERS: a scanner cable pulled and pushed back: it recovers, nothing to do."""
+    cfg = config(tmp_path, [broker.url], broker.protocol, scanner)
+    with Subscriber(broker.port, [f"{P}/#"], protocol=broker.protocol) as sub:
+        d = start(daemons, cfg, tmp_path, sub)
+        sub.wait_for(f"{P}/devices/dock-03-left/state", lambda p: p["state"] == "connected")
+        scanner.write(b"BEFORE-1\r")
+        sub.wait_for(f"{P}/scans/", lambda p: p["raw"] == "BEFORE-1")
+        scanner.unplug()
+        gone = sub.wait_for(f"{P}/devices/dock-03-left/state", lambda p: p["state"] == "disconnected")
+        assert "scanner.tty" in gone["detail"]
+        seen = len(sub.on(f"{P}/devices/dock-03-left/state"))
+        scanner.plug()
+        wait_until(
+            lambda: any(m.json()["state"] == "connected" for m in sub.on(f"{P}/devices/dock-03-left/state")[seen:]),
+            timeout=30,
+            what="scanner reconnected",
+        )
+        scanner.write(b"AFTER-1\r")
+        after = sub.wait_for(f"{P}/scans/", lambda p: p["raw"] == "AFTER-1")
+        assert after["seq"] == 2
+        assert d.alive()
+    assert "Traceback" not in d.log()
