@@ -356,3 +356,21 @@ def test_scanner_unplugged_and_replugged_needs_nothing(
         assert after["seq"] == 2
         assert d.alive()
     assert "Traceback" not in d.log()
+
+
+def test_backlog_survives_kill9_while_the_broker_is_down(
+    broker: LocalBroker, tmp_path: Path, scanner: PtyScanner, daemons: list[DaemonProcess]
+) -> None:
+    cfg = config(tmp_path, [broker.url], broker.protocol, scanner)
+    broker.kill()
+    d = start(daemons, cfg, tmp_path)
+    wait_until(lambda: "dock-03-left: connected" in d.log(), timeout=20, what="scanner open")
+    sent: set[str] = set()
+    stream(scanner, 0, 200, sent).join(30)
+    wait_until(lambda: last_seq_in(tmp_path) == 200, timeout=30, what="200 reads captured offline")
+    d.kill9()
+    broker.start()
+    with Subscriber(broker.port, [f"{P}/#"], protocol=broker.protocol) as sub:
+        start(daemons, cfg, tmp_path, sub)
+        wait_until(lambda: len({p["seq"] for p in scans(sub)}) == 200, timeout=30, what="backlog delivered")
+        check_stream(sub, 200, sent)
