@@ -199,3 +199,33 @@ async def test_raw_zpl_passes_the_filter_where_allowed(raw_gateway: Any) -> None
     refused = await request(sub, {"job_id": "R-2", "printer": "zebra", "zpl": "^XA^NS^FS^XZ\x10JR"}, "r2")
     assert refused["status"] == "error" and "^NS" in refused["error"], refused
     assert len(printer.labels()) == 1
+
+
+async def test_escpos_printer_on_a_file_transport(broker: LocalBroker, tmp_path: Path) -> None:
+    from gatewayd.escpos_render import render_escpos
+    from gatewayd.labels import LabelData, TemplateLibrary
+
+    out = tmp_path / "escpos.bin"
+    settings = parse({
+        "gateway": {"id": "print-gw", "state_dir": str(tmp_path / "state")},
+        "mqtt": {"brokers": [broker.url], "protocol": broker.protocol},
+        "stations": [{"id": "dock-03", "step": "receiving"}],
+        "printers": [{"id": "receipt", "driver": "escpos", "transport": f"file://{out}", "status_interval_s": 0.2}],
+    })  # fmt: skip
+    gw = Gateway(settings, scanners={})
+    stop = asyncio.Event()
+    task = asyncio.create_task(gw.run(stop))
+    try:
+        await wait_for(lambda: gw.link is not None and gw.link.subscribed and gw.printing is not None, what="up")
+        with Subscriber(broker.port, [f"{P}/#"], protocol=broker.protocol) as sub:
+            label = {"lot": "SUP1-20261127-0007", "gtin": "09506000134352", "expiry": "2027-12-31"}
+            answer = await request(sub, {"job_id": "E-1", "printer": "receipt", "labels": [label]}, "e1")
+            assert answer["status"] == "ok", answer
+            await sub.await_for(f"{P}/printers/receipt/jobs", lambda p: p["job_id"] == "E-1" and p["state"] == "done")
+        expected = render_escpos(
+            TemplateLibrary.load().get("lot"), LabelData.from_request(label), resolver=settings.labels.resolver
+        )
+        assert out.read_bytes() == expected
+    finally:
+        stop.set()
+        await task
