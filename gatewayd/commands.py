@@ -156,7 +156,7 @@ def _station_step(gw: Gateway, body: dict[str, Any]) -> dict[str, Any]:
         raise PayloadError(f"step must be one of {', '.join(STEPS)}, got {step!r}")
     state = gw.stations.set_step(station, step)
     log.info("station %s: step set to %s by request", station, step)
-    gw._publish_station(station)
+    gw.publish_station(station)
     from gatewayd.stations import state_payload
 
     return state_payload(state)
@@ -164,7 +164,7 @@ def _station_step(gw: Gateway, body: dict[str, Any]) -> dict[str, Any]:
 
 def _health(gw: Gateway, body: dict[str, Any]) -> dict[str, Any]:
     _fields(body, set())
-    status = gw._status("online")
+    status = gw.status_payload("online")
     c = gw.counters
     status["counters"] = {
         "reads": dict(c.reads),

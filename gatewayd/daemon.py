@@ -115,7 +115,7 @@ class Gateway:
             settings=s.mqtt,
             client_id=s.mqtt.client_id or f"gatewayd-{s.gateway.id}",
             will_topic=f"{self.root}/status",
-            will_payload=json_bytes(self._status("offline", brief=True)),
+            will_payload=json_bytes(self.status_payload("offline", brief=True)),
             subscriptions=[f"{self.root}/request/#"],
             on_connected=self._on_connected,
             on_ack=self._on_ack,
@@ -183,7 +183,7 @@ class Gateway:
         deadline = time.monotonic() + timeout
         while self.link.connected and publisher.inflight and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
-        await self.link.close(final=(f"{self.root}/status", json_bytes(self._status("offline"))))
+        await self.link.close(final=(f"{self.root}/status", json_bytes(self.status_payload("offline"))))
 
     def _spawn(self, coro: Any, name: str) -> None:
         self._tasks.append(asyncio.create_task(coro, name=name))
@@ -244,7 +244,7 @@ class Gateway:
             self.counters.step_commands += 1
             state = self.stations.set_step(sc.station, command.step, at=read.at)
             log.info("station %s: step set to %s by a step command scanned on %s", sc.station, state.step, sc.id)
-            self._publish_station(sc.station)
+            self.publish_station(sc.station)
             return
         if command is not None and command.error:
             errors.append(command.error)
@@ -323,7 +323,7 @@ class Gateway:
             },
         )
 
-    def _publish_station(self, station_id: str) -> None:
+    def publish_station(self, station_id: str) -> None:
         assert self.stations is not None
         self.publish_retained(f"{self.root}/stations/{station_id}/state", state_payload(self.stations[station_id]))
 
@@ -346,7 +346,7 @@ class Gateway:
 
     # -- status ----------------------------------------------------------------------
 
-    def _status(self, state: str, *, brief: bool = False) -> dict[str, Any]:
+    def status_payload(self, state: str, *, brief: bool = False) -> dict[str, Any]:
         s = self.settings
         body: dict[str, Any] = {
             "schema": "gatewayd.status/1",
@@ -385,7 +385,7 @@ class Gateway:
         return body
 
     def publish_status(self) -> None:
-        self.publish_retained(f"{self.root}/status", self._status("online"))
+        self.publish_retained(f"{self.root}/status", self.status_payload("online"))
 
     def _status_line(self) -> str:
         assert self.outbox is not None
@@ -401,7 +401,7 @@ class Gateway:
         self.publish_status()
         assert self.stations is not None
         for st in self.stations.all():
-            self._publish_station(st.id)
+            self.publish_station(st.id)
         for device, info in list(self.devices.items()):
             if info.reported:
                 self._publish_device(device)
