@@ -96,6 +96,7 @@ class MqttSettings:
     max_payload_bytes: int = 65536  # largest accepted request payload
     reconnect_min_s: float = 0.5
     reconnect_max_s: float = 30.0
+    failback_s: float = 300.0  # on a fallback broker, look this often for the first one; 0 = stay
 
 
 @dataclass(frozen=True, slots=True)
@@ -584,6 +585,7 @@ def _parse_mqtt(root: _Table, problems: _Problems) -> MqttSettings:
         max_payload_bytes=t.get("max_payload_bytes", int, d.max_payload_bytes, check=_in_range(1024, 16 * 1024 * 1024)),
         reconnect_min_s=t.get("reconnect_min_s", float, d.reconnect_min_s, check=_in_range(0.05, 60)),
         reconnect_max_s=t.get("reconnect_max_s", float, d.reconnect_max_s, check=_in_range(0.1, 3600)),
+        failback_s=t.get("failback_s", float, d.failback_s, check=_in_range(0, 86400)),
     )
     if t.raw("password") is not _MISSING:
         t.taken.add("password")

@@ -248,12 +248,30 @@ class MqttLink:
                 if await self._try(broker):
                     backoff.reset()
                     self._lost.clear()
-                    await self._lost.wait()
+                    if broker == brokers[0] or not self.settings.failback_s:
+                        await self._lost.wait()
+                    else:
+                        await self._fail_back(brokers[0])
                     break  # after a loss start again from the first (preferred) broker
             else:
                 delay = backoff.next_delay()
                 log.info("mqtt: no broker reachable; next attempt in %.1f s", delay)
                 await asyncio.sleep(delay)
+
+    async def _fail_back(self, preferred: BrokerUrl) -> None:
+        """While on a fallback broker, look every ``failback_s`` whether the preferred one
+        accepts connections again, and move back to it (paho re-sends what is in flight)."""
+        interval = self.settings.failback_s
+        while not self._lost.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(interval):
+                    await self._lost.wait()
+                return
+            if await _reachable(preferred):
+                log.info("mqtt: preferred broker %s is reachable again; moving back to it", preferred)
+                self.client.disconnect()
+                await self._lost.wait()
+                return
 
     async def _try(self, broker: BrokerUrl) -> bool:
         loop = asyncio.get_running_loop()
@@ -468,6 +486,19 @@ class MqttLink:
                 self._loop.remove_writer(sock)
 
         self._in_loop(unregister)
+
+
+async def _reachable(broker: BrokerUrl, timeout: float = 5.0) -> bool:
+    """Whether a TCP connection to the broker succeeds (no MQTT session is opened)."""
+    try:
+        async with asyncio.timeout(timeout):
+            _, writer = await asyncio.open_connection(broker.host, broker.port)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return True
 
 
 def _properties(packet_type: int) -> Properties:

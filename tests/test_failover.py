@@ -134,6 +134,25 @@ def test_failover_between_two_brokers_loses_nothing(
             assert "Traceback" not in log
 
 
+
+def test_fails_back_to_the_preferred_broker_when_it_returns(
+    tmp_path: Path, scanner: PtyScanner, daemons: list[DaemonProcess]  # noqa: F811
+) -> None:
+    first = LocalBroker(workdir=tmp_path / "first", port=free_port())  # down at start
+    with LocalBroker(workdir=tmp_path / "second") as second, Subscriber(second.port, [f"{P}/#"]) as sub2:
+        cfg = config(tmp_path, [first.url, second.url], scanner, mqtt="failback_s = 0.5")
+        d = start_daemon(daemons, cfg, tmp_path)
+        wait_online(sub2, d, root=P)
+        sub2.wait_for(f"{P}/devices/dock-03-left/state", lambda p: p["state"] == "connected")
+        with first, Subscriber(first.port, [f"{P}/#"]) as sub1:
+            wait_online(sub1, d, root=P)
+            assert answered_health(sub1, "fb")["data"]["mqtt"]["broker"] == first.url
+            stream(scanner, 0, 200).join(30)
+            wait_until(lambda: seqs(sub1) >= set(range(1, 201)), timeout=20, what="reads at the preferred broker")
+            assert "preferred broker" in d.log() and "moving back to it" in d.log()
+            # The fallback broker keeps running: the gateway stays where it belongs.
+            assert not scans(sub2)
+
 # -- both protocol versions ------------------------------------------------------------------
 
 
