@@ -21,12 +21,13 @@ import contextlib
 import errno
 import importlib
 from collections.abc import AsyncIterator, Callable
-from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, Protocol
 
+from drivers.background_scanner import BackgroundScanner
 from drivers.backoff import Backoff
 from drivers.base import DeviceState, DriverError, RawRead, StateListener, ignore_state
 from drivers.device_discovery import DeviceDiscovery
+from drivers.framing import StateReporter
 from drivers.keymaps import KeyRead, KeyTranslator
 
 __all__ = [
@@ -91,8 +92,10 @@ def open_evdev(path: str) -> EventSource:
     return EvdevEventSource(path)
 
 
-class EvdevScanner:
+class EvdevScanner(BackgroundScanner):
     """One wedge scanner. ``async with scanner:`` then ``async for read in scanner.reads():``."""
+
+    kind = "evdev scanner"
 
     def __init__(
         self,
@@ -120,50 +123,22 @@ class EvdevScanner:
             layout=layout, terminator_key=terminator_key, gs_substitute=gs_substitute
         )
         self._key_timeout = key_timeout
-        self._on_state = on_state
+        self._report = StateReporter(id, on_state)
         self._backoff = backoff or Backoff()
         self._discovery = discovery or DeviceDiscovery()
         self._opener = opener or open_evdev
-        self._reads: asyncio.Queue[RawRead | None] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
-        self._state: tuple[DeviceState, str] | None = None
 
     @property
     def match(self) -> str:
         """How the device is matched, for messages: ``usb=0c2e:0b61``."""
         return ", ".join(f"{k}={v}" for k, v in self._match.items() if v is not None)
 
-    async def __aenter__(self) -> Self:
-        self._task = asyncio.create_task(self._run(), name=f"gatewayd[evdev:{self.id}].read")
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        self._reads.put_nowait(None)
-
-    async def reads(self) -> AsyncIterator[RawRead]:
-        while (read := await self._reads.get()) is not None:
-            yield read
-
     # -- internals -----------------------------------------------------------------------
-
-    def _report(self, state: DeviceState, detail: str) -> None:
-        if self._state != (state, detail):
-            self._state = (state, detail)
-            self._on_state(self.id, state, detail)
 
     def _emit(self, read: KeyRead | None, *extra_errors: str) -> None:
         if read is not None:
-            self._reads.put_nowait(
+            assert self._queue is not None  # set by __aenter__, before _run starts
+            self._queue.put(
                 RawRead(data=read.data, device=self.id, errors=read.errors + extra_errors)
             )
 
@@ -228,7 +203,7 @@ class EvdevScanner:
             else:
                 events.put_nowait(None)
 
-        task = asyncio.create_task(pump(), name=f"gatewayd[evdev:{self.id}].events")
+        task = asyncio.create_task(pump(), name=f"gatewayd[scanner {self.id}].events")
         try:
             while True:
                 timeout = self._key_timeout if self._translator.pending else None

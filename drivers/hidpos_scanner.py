@@ -28,12 +28,13 @@ import importlib
 import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, Protocol
 
+from drivers.background_scanner import BackgroundScanner
 from drivers.backoff import Backoff
 from drivers.base import DeviceState, DriverError, RawRead, StateListener, ignore_state
 from drivers.device_discovery import DeviceDiscovery
+from drivers.framing import StateReporter
 
 __all__ = [
     "REPORT_ID_DECODED_DATA",
@@ -231,8 +232,10 @@ def open_report_source(target: str) -> ReportSource:
     return HidrawReportSource(target)
 
 
-class HidPosScanner:
+class HidPosScanner(BackgroundScanner):
     """One HID-POS scanner. ``async with scanner:`` then ``async for read in scanner.reads():``."""
+
+    kind = "hidpos scanner"
 
     def __init__(
         self,
@@ -259,48 +262,20 @@ class HidPosScanner:
         self.usb = usb.lower()
         self.serial_number = serial_number
         self._continuation_timeout = continuation_timeout
-        self._on_state = on_state
+        self._report = StateReporter(id, on_state)
         self._backoff = backoff or Backoff()
         self._discovery = discovery or DeviceDiscovery()
         self._opener = opener or open_report_source
         self._assembler = HidPosAssembler()
-        self._reads: asyncio.Queue[RawRead | None] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
-        self._state: tuple[DeviceState, str] | None = None
 
     @property
     def match(self) -> str:
         return self.usb + (f" serial {self.serial_number}" if self.serial_number else "")
 
-    async def __aenter__(self) -> Self:
-        self._task = asyncio.create_task(self._run(), name=f"gatewayd[hidpos:{self.id}].read")
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        self._reads.put_nowait(None)
-
-    async def reads(self) -> AsyncIterator[RawRead]:
-        while (read := await self._reads.get()) is not None:
-            yield read
-
-    def _report(self, state: DeviceState, detail: str) -> None:
-        if self._state != (state, detail):
-            self._state = (state, detail)
-            self._on_state(self.id, state, detail)
-
     def _emit(self, read: HidPosRead | None) -> None:
         if read is not None:
-            self._reads.put_nowait(RawRead(data=read.data, device=self.id,
+            assert self._queue is not None  # set by __aenter__, before _run starts
+            self._queue.put(RawRead(data=read.data, device=self.id,
                                            symbology=read.symbology, errors=read.errors))
 
     async def _wait(self) -> None:
@@ -359,7 +334,7 @@ class HidPosScanner:
             else:
                 reports.put_nowait(None)
 
-        task = asyncio.create_task(pump(), name=f"gatewayd[hidpos:{self.id}].reports")
+        task = asyncio.create_task(pump(), name=f"gatewayd[scanner {self.id}].reports")
         try:
             while True:
                 timeout = self._continuation_timeout if self._assembler.pending else None
