@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -182,3 +183,79 @@ class DaemonProcess:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(timeout=10)
+
+
+def gateway_config(
+    tmp_path: Path,
+    brokers: list[str],
+    scanner: Any,
+    *,
+    gateway_id: str,
+    protocol: int = 5,
+    reconnect_max_s: float = 0.3,
+    mqtt: str = "",
+    outbox: str = "",
+    name: str = "gatewayd.toml",
+) -> Path:
+    """A one-station, one-pty-scanner gateway with fast reconnects and no dedupe."""
+    brokers_toml = ", ".join(json.dumps(b) for b in brokers)
+    return write_config(
+        tmp_path / name,
+        f"""
+[gateway]
+id = "{gateway_id}"
+state_dir = "{tmp_path / "state"}"
+
+[mqtt]
+brokers = [{brokers_toml}]
+protocol = {protocol}
+keepalive = 5
+reconnect_min_s = 0.1
+reconnect_max_s = {reconnect_max_s}
+{mqtt}
+
+[outbox]
+drain_rate = 0
+{outbox}
+
+[[stations]]
+id = "dock-03"
+step = "receiving"
+dedupe_ms = 0
+
+[[scanners]]
+id = "dock-03-left"
+station = "dock-03"
+driver = "serial"
+port = "{scanner.path}"
+char_timeout_ms = 0
+""",
+    )
+
+
+def start_daemon(daemons: list[DaemonProcess], cfg: Path, tmp_path: Path) -> DaemonProcess:
+    """Start ``gatewayd run`` and register it with the ``daemons`` fixture for cleanup."""
+    d = DaemonProcess(cfg, tmp_path).start()
+    daemons.append(d)
+    return d
+
+
+def wait_online(sub: Subscriber, d: DaemonProcess, *, root: str, since: int = 0) -> None:
+    """Wait for an ``online`` status after the first ``since`` status messages."""
+    wait_until(
+        lambda: any(m.json()["state"] == "online" for m in sub.on(f"{root}/status")[since:]) or not d.alive(),
+        timeout=20,
+        what="gateway online",
+    )
+    assert d.alive(), d.log()
+
+
+def last_seq_in(tmp_path: Path) -> int:
+    """The last captured seq, straight from the outbox file under ``tmp_path/state``."""
+    with sqlite3.connect(tmp_path / "state" / "outbox.sqlite3") as db:
+        return int(db.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])
+
+
+def undelivered_in(tmp_path: Path) -> int:
+    with sqlite3.connect(tmp_path / "state" / "outbox.sqlite3") as db:
+        return int(db.execute("SELECT count(*) FROM events WHERE delivered_at IS NULL").fetchone()[0])

@@ -7,82 +7,39 @@ with ``seq`` complete, and redeliveries must carry the same ``event_id``.
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from gatewayd.local_broker import LocalBroker
-from tests.mqtt_tools import DaemonProcess, Subscriber, wait_until, write_config
+from tests.mqtt_tools import (
+    DaemonProcess,
+    Subscriber,
+    gateway_config,
+    last_seq_in,
+    start_daemon,
+    undelivered_in,
+    wait_online,
+    wait_until,
+    write_config,
+)
 from tests.pty_scanner import PtyScanner
 
 P = "gatewayd/e2e-gw"
 
 
 def config(tmp_path: Path, brokers: list[str], protocol: int, scanner: PtyScanner, **extra: str) -> Path:
-    brokers_toml = ", ".join(json.dumps(b) for b in brokers)
-    return write_config(
-        tmp_path / "gatewayd.toml",
-        f"""
-[gateway]
-id = "e2e-gw"
-state_dir = "{tmp_path / "state"}"
-
-[mqtt]
-brokers = [{brokers_toml}]
-protocol = {protocol}
-keepalive = 5
-reconnect_min_s = 0.1
-reconnect_max_s = 0.5
-
-[outbox]
-drain_rate = 0
-{extra.get("outbox", "")}
-
-[[stations]]
-id = "dock-03"
-step = "receiving"
-dedupe_ms = 0
-
-[[scanners]]
-id = "dock-03-left"
-station = "dock-03"
-driver = "serial"
-port = "{scanner.path}"
-char_timeout_ms = 0
-""",
-    )
-
-
-@pytest.fixture
-def scanner(tmp_path: Path) -> Iterator[PtyScanner]:
-    s = PtyScanner(tmp_path)
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def daemons() -> Iterator[list[DaemonProcess]]:
-    started: list[DaemonProcess] = []
-    yield started
-    for d in started:
-        d.stop()
+    return gateway_config(
+        tmp_path, brokers, scanner, gateway_id="e2e-gw", protocol=protocol, reconnect_max_s=0.5,
+        outbox=extra.get("outbox", ""),
+    )  # fmt: skip
 
 
 def start(daemons: list[DaemonProcess], cfg: Path, tmp_path: Path, sub: Subscriber | None = None) -> DaemonProcess:
-    d = DaemonProcess(cfg, tmp_path).start()
-    daemons.append(d)
+    since = len(sub.on(f"{P}/status")) if sub is not None else 0
+    d = start_daemon(daemons, cfg, tmp_path)
     if sub is not None:
-        count = len(sub.on(f"{P}/status"))
-        wait_until(
-            lambda: any(m.json()["state"] == "online" for m in sub.on(f"{P}/status")[count:]) or not d.alive(),
-            timeout=20,
-            what="gateway online",
-        )
-        assert d.alive(), d.log()
+        wait_online(sub, d, root=P, since=since)
     return d
 
 
@@ -145,16 +102,6 @@ def check_stream(sub: Subscriber, last_seq: int, sent: set[str]) -> None:
     assert len(event_ids) == last_seq
     assert {p["raw"] for p in by_seq.values()} <= sent
     assert len({p["raw"] for p in by_seq.values()}) == last_seq, "one captured read published under two seqs"
-
-
-def last_seq_in(tmp_path: Path) -> int:
-    with sqlite3.connect(tmp_path / "state" / "outbox.sqlite3") as db:
-        return int(db.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])
-
-
-def undelivered_in(tmp_path: Path) -> int:
-    with sqlite3.connect(tmp_path / "state" / "outbox.sqlite3") as db:
-        return int(db.execute("SELECT count(*) FROM events WHERE delivered_at IS NULL").fetchone()[0])
 
 
 def test_pty_scan_reaches_subscriber_and_shutdown_says_offline(

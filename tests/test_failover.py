@@ -8,7 +8,6 @@ requests queued for it) and the test can see what survives a cut.
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 from pathlib import Path
 from typing import Any
@@ -18,16 +17,18 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from gatewayd.local_broker import LocalBroker, find_mosquitto, free_port
-from tests.mqtt_tools import DaemonProcess, Subscriber, wait_until
+from tests.mqtt_tools import (
+    DaemonProcess,
+    Subscriber,
+    gateway_config,
+    last_seq_in,
+    start_daemon,
+    undelivered_in,
+    wait_online,
+    wait_until,
+)
 from tests.pty_scanner import PtyScanner
 from tests.tcp_proxy import TcpProxy
-from tests.test_mqtt_security import (  # fixtures and the config maker shared with the security tests
-    daemons,  # noqa: F401
-    gateway_config,
-    scanner,  # noqa: F401
-    start_daemon,
-    wait_online,
-)
 
 GW = "fo-gw"
 P = f"gatewayd/{GW}"
@@ -45,16 +46,6 @@ def scans(sub: Subscriber) -> list[dict[str, Any]]:
 
 def seqs(*subs: Subscriber) -> set[int]:
     return {p["seq"] for sub in subs for p in scans(sub)}
-
-
-def last_seq_in(tmp_path: Path) -> int:
-    with sqlite3.connect(tmp_path / "state" / "outbox.sqlite3") as db:
-        return int(db.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])
-
-
-def undelivered_in(tmp_path: Path) -> int:
-    with sqlite3.connect(tmp_path / "state" / "outbox.sqlite3") as db:
-        return int(db.execute("SELECT count(*) FROM events WHERE delivered_at IS NULL").fetchone()[0])
 
 
 def stream(pty: PtyScanner, start: int, count: int) -> threading.Thread:
@@ -92,7 +83,7 @@ def answered_health(sub: Subscriber, tx: str) -> dict[str, Any]:
 
 
 def test_failover_between_two_brokers_loses_nothing(
-    tmp_path: Path, scanner: PtyScanner, daemons: list[DaemonProcess]  # noqa: F811
+    tmp_path: Path, scanner: PtyScanner, daemons: list[DaemonProcess]
 ) -> None:
     first = LocalBroker(workdir=tmp_path / "first", port=free_port())  # down at start
     with LocalBroker(workdir=tmp_path / "second") as second, Subscriber(second.port, [f"{P}/#"]) as sub2:
@@ -136,7 +127,7 @@ def test_failover_between_two_brokers_loses_nothing(
 
 
 def test_fails_back_to_the_preferred_broker_when_it_returns(
-    tmp_path: Path, scanner: PtyScanner, daemons: list[DaemonProcess]  # noqa: F811
+    tmp_path: Path, scanner: PtyScanner, daemons: list[DaemonProcess]
 ) -> None:
     first = LocalBroker(workdir=tmp_path / "first", port=free_port())  # down at start
     with LocalBroker(workdir=tmp_path / "second") as second, Subscriber(second.port, [f"{P}/#"]) as sub2:
@@ -158,7 +149,7 @@ def test_fails_back_to_the_preferred_broker_when_it_returns(
 
 @pytest.mark.parametrize("protocol", [3, 5])
 def test_end_to_end_with_protocol(
-    tmp_path: Path, scanner: PtyScanner, daemons: list[DaemonProcess], protocol: int  # noqa: F811
+    tmp_path: Path, scanner: PtyScanner, daemons: list[DaemonProcess], protocol: int
 ) -> None:
     with LocalBroker(workdir=tmp_path / "broker") as broker, \
             Subscriber(broker.port, [f"{P}/#"], protocol=protocol) as sub:
@@ -184,7 +175,7 @@ def test_end_to_end_with_protocol(
 
 
 def test_mqtt5_response_topic_and_correlation_data_are_honoured(
-    tmp_path: Path, scanner: PtyScanner, daemons: list[DaemonProcess]  # noqa: F811
+    tmp_path: Path, scanner: PtyScanner, daemons: list[DaemonProcess]
 ) -> None:
     with LocalBroker(workdir=tmp_path / "broker") as broker, \
             Subscriber(broker.port, [f"{P}/#", "wms/replies/#"]) as sub:
@@ -214,7 +205,7 @@ def cut_and_wait_offline(proxy: TcpProxy, sub: Subscriber) -> None:
 
 
 def test_requests_sent_while_disconnected_are_answered_after_reconnect(
-    tmp_path: Path, scanner: PtyScanner, daemons: list[DaemonProcess]  # noqa: F811
+    tmp_path: Path, scanner: PtyScanner, daemons: list[DaemonProcess]
 ) -> None:
     with LocalBroker(workdir=tmp_path / "broker") as broker, TcpProxy(broker.port) as proxy, \
             Subscriber(broker.port, [f"{P}/#"]) as sub:
@@ -238,7 +229,7 @@ def test_requests_sent_while_disconnected_are_answered_after_reconnect(
 
 
 def test_backlog_drains_oldest_first_while_requests_are_answered(
-    tmp_path: Path, scanner: PtyScanner, daemons: list[DaemonProcess]  # noqa: F811
+    tmp_path: Path, scanner: PtyScanner, daemons: list[DaemonProcess]
 ) -> None:
     total = 3000
     with LocalBroker(workdir=tmp_path / "broker") as broker, TcpProxy(broker.port) as proxy, \

@@ -8,19 +8,21 @@ never appears on a command line, in ``gatewayd check`` output or in the log.
 
 from __future__ import annotations
 
-import json
 import shutil
 import signal
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from gatewayd.local_broker import LocalBroker, find_mosquitto, free_port
 from tests.certs import Pki, make_pki, openssl
-from tests.mqtt_tools import ROOT, DaemonProcess, Subscriber, wait_until, write_config
+from tests.mqtt_tools import ROOT, DaemonProcess, Subscriber, start_daemon, wait_until
+from tests.mqtt_tools import gateway_config as shared_gateway_config
+from tests.mqtt_tools import wait_online as shared_wait_online
 from tests.pty_scanner import PtyScanner
 from tests.tcp_proxy import TcpProxy
 
@@ -30,80 +32,12 @@ P = f"gatewayd/{GW}"
 pytestmark = pytest.mark.skipif(find_mosquitto() is None, reason="needs mosquitto (TLS and password files)")
 
 
-def gateway_config(
-    tmp_path: Path,
-    brokers: list[str],
-    scanner: PtyScanner,
-    *,
-    gateway_id: str = GW,
-    protocol: int = 5,
-    mqtt: str = "",
-    outbox: str = "",
-    name: str = "gatewayd.toml",
-) -> Path:
-    """A one-station, one-pty-scanner gateway with fast reconnects."""
-    brokers_toml = ", ".join(json.dumps(b) for b in brokers)
-    return write_config(
-        tmp_path / name,
-        f"""
-[gateway]
-id = "{gateway_id}"
-state_dir = "{tmp_path / 'state'}"
-
-[mqtt]
-brokers = [{brokers_toml}]
-protocol = {protocol}
-keepalive = 5
-reconnect_min_s = 0.1
-reconnect_max_s = 0.3
-{mqtt}
-
-[outbox]
-drain_rate = 0
-{outbox}
-
-[[stations]]
-id = "dock-03"
-step = "receiving"
-dedupe_ms = 0
-
-[[scanners]]
-id = "dock-03-left"
-station = "dock-03"
-driver = "serial"
-port = "{scanner.path}"
-char_timeout_ms = 0
-""",
-    )
-
-
-@pytest.fixture
-def scanner(tmp_path: Path) -> Iterator[PtyScanner]:
-    s = PtyScanner(tmp_path)
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def daemons() -> Iterator[list[DaemonProcess]]:
-    started: list[DaemonProcess] = []
-    yield started
-    for d in started:
-        d.stop()
-
-
-def start_daemon(daemons: list[DaemonProcess], cfg: Path, tmp_path: Path) -> DaemonProcess:
-    d = DaemonProcess(cfg, tmp_path).start()
-    daemons.append(d)
-    return d
+def gateway_config(tmp_path: Path, brokers: list[str], scanner: PtyScanner, **kwargs: Any) -> Path:
+    return shared_gateway_config(tmp_path, brokers, scanner, **{"gateway_id": GW, **kwargs})
 
 
 def wait_online(sub: Subscriber, d: DaemonProcess, *, root: str = P, since: int = 0) -> None:
-    wait_until(
-        lambda: any(m.json()["state"] == "online" for m in sub.on(f"{root}/status")[since:]) or not d.alive(),
-        timeout=20, what="gateway online",
-    )
-    assert d.alive(), d.log()
+    shared_wait_online(sub, d, root=root, since=since)
 
 
 def scan_end_to_end(sub: Subscriber, scanner: PtyScanner, data: str = "SUP1-20261127-0001") -> None:

@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 from gatewayd.local_broker import LocalBroker
-from tests.mqtt_tools import ROOT, DaemonProcess, Subscriber, wait_until
+from tests.mqtt_tools import ROOT, DaemonProcess, Subscriber, last_seq_in, undelivered_in, wait_until
 from tests.pty_scanner import PtyScanner
-from tests.test_delivery_e2e import P, config, last_seq_in, undelivered_in
+from tests.test_delivery_e2e import P, config
 
 
 def test_late_subscriber_replays_what_it_missed(broker: LocalBroker, tmp_path: Path) -> None:
