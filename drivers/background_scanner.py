@@ -1,17 +1,21 @@
-"""The lifecycle shared by scanners that read in one background task into a queue."""
+"""The lifecycle shared by scanners that read in one background task into a queue, and
+the stream reading shared by those that cut a byte stream into reads (serial, TCP)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from types import TracebackType
 from typing import Self
 
 from drivers.base import RawRead
-from drivers.framing import ReadQueue
+from drivers.framing import Framer, ReadQueue, read_frames
 
-__all__ = ["BackgroundScanner"]
+__all__ = ["BackgroundScanner", "FramedScanner"]
+
+READ_SIZE = 4096
 
 
 class BackgroundScanner:
@@ -64,3 +68,26 @@ class BackgroundScanner:
     def _on_task_done(self, task: asyncio.Task[None]) -> None:
         if self._queue is not None and not task.cancelled():
             self._queue.close(task.exception())
+
+
+class FramedScanner(BackgroundScanner):
+    """A :class:`BackgroundScanner` whose reads come from byte streams cut by a
+    :class:`~drivers.framing.Framer`; subclasses set the framing attributes below."""
+
+    terminator: bytes
+    stx_etx: bool
+    max_length: int
+    char_timeout: float | None
+
+    def _new_framer(self) -> Framer:
+        return Framer(terminator=self.terminator, stx_etx=self.stx_etx, max_length=self.max_length)
+
+    async def _deliver(self, reader: asyncio.StreamReader) -> None:
+        """Queue the reads of one stream until it ends; an ``OSError`` reaches the caller,
+        after the partial read it cut off was delivered."""
+        assert self._queue is not None
+        framer = self._new_framer()  # a fresh one per stream: nothing of an old one leaks in
+        async for frame in read_frames(lambda: reader.read(READ_SIZE), framer, char_timeout=self.char_timeout):
+            self._queue.put(
+                RawRead(frame.data, device=self.id, at=time.time(), monotonic=time.monotonic(), errors=frame.errors)
+            )

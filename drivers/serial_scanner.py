@@ -15,21 +15,19 @@ import asyncio
 import errno
 import logging
 import os
-import time
 
 import serial
 import serial_asyncio_fast
 
-from drivers.background_scanner import BackgroundScanner
+from drivers.background_scanner import FramedScanner
 from drivers.backoff import Backoff
-from drivers.base import DeviceState, RawRead, StateListener, ignore_state
-from drivers.framing import Framer, StateReporter, describe_os_error, read_frames
+from drivers.base import DeviceState, StateListener, ignore_state
+from drivers.framing import StateReporter, describe_os_error
 
 __all__ = ["SerialScanner"]
 
 _log = logging.getLogger(__name__)
 
-_READ_SIZE = 4096
 _CLOSE_TIMEOUT = 5.0  # closing a port that hangs must not hang shutdown
 _BYTESIZES = (5, 6, 7, 8)
 _PARITIES = ("N", "E", "O", "M", "S")
@@ -43,7 +41,7 @@ def _describe(exc: BaseException) -> str:
     return describe_os_error(exc)
 
 
-class SerialScanner(BackgroundScanner):
+class SerialScanner(FramedScanner):
     """A scanner on a serial port. ``async with scanner:`` then ``async for read in reads()``.
 
     ``char_timeout``: after this many seconds without a byte, a read whose terminator has
@@ -102,12 +100,6 @@ class SerialScanner(BackgroundScanner):
         return f"SerialScanner(id={self.id!r}, port={self.port!r})"
 
 
-    def _new_framer(self) -> Framer:
-        return Framer(
-            terminator=self.terminator, stx_etx=self.stx_etx, max_length=self.max_length
-        )
-
-
     async def _run(self) -> None:
         while True:
             try:
@@ -137,21 +129,8 @@ class SerialScanner(BackgroundScanner):
 
     async def _read_port(self, reader: asyncio.StreamReader) -> str:
         """Deliver reads until the port fails; return why, in plain words."""
-        assert self._queue is not None
-        framer = self._new_framer()  # a fresh one: nothing of the old connection leaks in
         try:
-            async for frame in read_frames(
-                lambda: reader.read(_READ_SIZE), framer, char_timeout=self.char_timeout
-            ):
-                self._queue.put(
-                    RawRead(
-                        frame.data,
-                        device=self.id,
-                        at=time.time(),
-                        monotonic=time.monotonic(),
-                        errors=frame.errors,
-                    )
-                )
+            await self._deliver(reader)
         except OSError as exc:
             reason = _describe(exc)
         else:

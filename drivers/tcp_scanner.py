@@ -20,20 +20,18 @@ import asyncio
 import contextlib
 import logging
 import socket
-import time
 from types import TracebackType
 from typing import Literal, Self
 
-from drivers.background_scanner import BackgroundScanner
+from drivers.background_scanner import FramedScanner
 from drivers.backoff import Backoff
-from drivers.base import DeviceState, RawRead, StateListener, ignore_state
-from drivers.framing import Framer, ReadQueue, StateReporter, describe_os_error, read_frames
+from drivers.base import DeviceState, StateListener, ignore_state
+from drivers.framing import ReadQueue, StateReporter, describe_os_error
 
 __all__ = ["TcpScanner", "enable_keepalive"]
 
 _log = logging.getLogger(__name__)
 
-_READ_SIZE = 4096
 _CLOSE_TIMEOUT = 5.0
 # Keepalive: first probe after 10 s of silence, then every 5 s, give up after 3 misses.
 _KEEPIDLE = 10
@@ -63,7 +61,7 @@ def _peer_name(writer: asyncio.StreamWriter) -> str:
     return str(peer)
 
 
-class TcpScanner(BackgroundScanner):
+class TcpScanner(FramedScanner):
     """A scanner on a TCP socket. ``async with scanner:`` then ``async for read in reads()``.
 
     In server mode :attr:`bound_port` is the port actually listened on (useful with
@@ -167,28 +165,10 @@ class TcpScanner(BackgroundScanner):
         if self._queue is not None:
             self._queue.close()
 
-    def _new_framer(self) -> Framer:
-        return Framer(
-            terminator=self.terminator, stx_etx=self.stx_etx, max_length=self.max_length
-        )
-
     async def _pump(self, reader: asyncio.StreamReader) -> str:
         """Deliver the reads of one connection until it ends; return why, in plain words."""
-        assert self._queue is not None
-        framer = self._new_framer()
         try:
-            async for frame in read_frames(
-                lambda: reader.read(_READ_SIZE), framer, char_timeout=self.char_timeout
-            ):
-                self._queue.put(
-                    RawRead(
-                        frame.data,
-                        device=self.id,
-                        at=time.time(),
-                        monotonic=time.monotonic(),
-                        errors=frame.errors,
-                    )
-                )
+            await self._deliver(reader)
         except OSError as exc:
             return f"connection lost ({describe_os_error(exc)})"
         return "connection closed by the scanner"
