@@ -27,6 +27,7 @@ from drivers.evdev_scanner import (
     EventSource,
 )
 from drivers.keymaps import wedge_events
+from tests.openers import Opener
 
 DATA = Path(__file__).parent / "data"
 BY_ID = "/dev/input/by-id/usb-Honeywell_Imaging_1950g_19001A0B45-event-kbd"
@@ -60,19 +61,6 @@ class ScriptedSource:
             raise OSError(errno.ENODEV, "No such device")
         if self.then == "block":
             await asyncio.Event().wait()
-
-
-class Opener:
-    def __init__(self, *results: EventSource | BaseException) -> None:
-        self.results = list(results)
-        self.opened: list[str] = []
-
-    def __call__(self, path: str) -> EventSource:
-        self.opened.append(path)
-        result = self.results.pop(0) if len(self.results) > 1 else self.results[0]
-        if isinstance(result, BaseException):
-            raise result
-        return result
 
 
 @pytest.fixture

@@ -18,8 +18,8 @@ from drivers.hidpos_scanner import (
     HidPosRead,
     HidPosScanner,
     HidrawReportSource,
-    ReportSource,
 )
+from tests.openers import Opener
 
 DATA = Path(__file__).parent / "data"
 GS1 = b"010950600013435210ABC123\x1d17271231"
@@ -136,19 +136,6 @@ class ScriptedReports:
         if self.then == "unplug":
             raise OSError(errno.EIO, "Input/output error")
         await asyncio.Event().wait()
-
-
-class Opener:
-    def __init__(self, *results: ReportSource | BaseException) -> None:
-        self.results = list(results)
-        self.opened: list[str] = []
-
-    def __call__(self, target: str) -> ReportSource:
-        self.opened.append(target)
-        result = self.results.pop(0) if len(self.results) > 1 else self.results[0]
-        if isinstance(result, BaseException):
-            raise result
-        return result
 
 
 def write(path: Path, content: str | bytes) -> None:
