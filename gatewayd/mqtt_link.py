@@ -117,7 +117,7 @@ class MqttLink:
         self.v5 = settings.protocol == 5
         self.connected = False
         self.subscribed = False  # the request subscription is acknowledged
-        self.broker: BrokerUrl | None = None
+        self.broker: BrokerUrl | None = None  # of the current (or last) connection
         self._attempt: BrokerUrl | None = None  # the broker being connected to
         self.connected_since: float | None = None
         self.last_error: str | None = None
@@ -288,7 +288,6 @@ class MqttLink:
             # so a list mixing mqtt:// and mqtts:// flips its flag before each attempt.
             self.client._ssl = broker.tls
         log.debug("mqtt: connecting to %s", broker)
-        self.broker = broker  # set before CONNACK: on_connected callbacks name it
         try:
             rc = await asyncio.to_thread(
                 self.client.connect,
@@ -315,7 +314,6 @@ class MqttLink:
             self._note_failure(broker, self._refusal(reason))
             self._drop_socket()
             return False
-        self.broker = broker
         return True
 
     def _refusal(self, reason: ReasonCode) -> str:
@@ -370,7 +368,8 @@ class MqttLink:
         self.connected = True
         self.connected_since = time.time()
         self.last_error = None
-        broker = str(self._attempt) if self._attempt else f"{client.host}:{client.port}"
+        self.broker = self._attempt  # before on_connected: its callbacks name the broker
+        broker = str(self.broker) if self.broker else f"{client.host}:{client.port}"
         log.info("mqtt: connected to %s as %s (MQTT %s)", broker, self.client_id, "5" if self.v5 else "3.1.1")
         for topic in self._subscriptions:
             client.subscribe(topic, qos=1)
