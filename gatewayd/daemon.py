@@ -142,7 +142,7 @@ class Gateway:
                     len(s.scanners),
                     outbox.path,
                     outbox.last_seq,
-                    outbox.stats().depth,
+                    outbox.depth,
                 )
                 self.notifier.ready(self._status_line())
                 await stop.wait()
@@ -389,11 +389,12 @@ class Gateway:
 
     def _status_line(self) -> str:
         assert self.outbox is not None
-        st = self.outbox.stats()
+        box = self.outbox
         link = self.link
         broker = f"connected to {link.broker}" if link and link.connected else "broker not connected"
         return (
-            f"{broker}; outbox {st.depth} undelivered, last seq {st.last_seq}; {self.counters.captured} reads captured"
+            f"{broker}; outbox {box.depth} undelivered, last seq {box.last_seq}; "
+            f"{self.counters.captured} reads captured"
         )
 
     def rebirth(self) -> None:

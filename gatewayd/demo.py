@@ -234,7 +234,7 @@ async def _demo(args: argparse.Namespace, out: Path, broker: LocalBroker) -> int
                     captured = gw.counters.captured + gw.counters.suppressed + gw.counters.step_commands
                     return (
                         captured >= expected_reads
-                        and gw.outbox.stats().depth == 0
+                        and gw.outbox.depth == 0
                         and {"DEMO-LOT-1", "DEMO-BATCH-1"} <= view.done_jobs
                         and view.scans >= gw.counters.captured
                     )

@@ -184,6 +184,11 @@ class Outbox:
         return self._next_seq - 1
 
     @property
+    def depth(self) -> int:
+        """Captured events not yet acknowledged by the broker (kept in memory, no query)."""
+        return self._depth
+
+    @property
     def full(self) -> bool:
         return self._depth >= self.settings.max_events or self._depth_bytes >= self.settings.max_bytes
 
