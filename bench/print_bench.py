@@ -35,11 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from gatewayd.local_broker import LocalBroker  # noqa: E402
-
-READY_HS = b"".join(
-    b"\x02" + s + b"\x03\r\n"
-    for s in (b"030,0,0,1245,000,0,0,0,000,0,0,0", b"001,0,0,0,1,2,4,0,00000000,1,000", b"0000,0")
-)
+from gatewayd.virtual_printer import READY_HS  # noqa: E402
 
 
 class Printer:

@@ -120,12 +120,16 @@ class Publisher:
             and len(self._inflight) < self.settings.inflight
             and self.bucket.take(1) == 1
         ):
-            mid = self.link.publish(event.topic, event.payload, flush=True)
-            self._inflight[mid] = event.seq
-            self._cursor = event.seq
-            self.published += 1
+            self._hand(event, flush=True)
         else:
             self._wake.set()
+
+    def _hand(self, event: Event, *, flush: bool = False) -> None:
+        """Give one event to the link, next in ``seq`` order, and track it until its PUBACK."""
+        mid = self.link.publish(event.topic, event.payload, flush=flush)
+        self._inflight[mid] = event.seq
+        self._cursor = event.seq
+        self.published += 1
 
     def on_ack(self, mid: int, ok: bool, reason: str) -> None:
         seq = self._inflight.pop(mid, None)
@@ -194,10 +198,7 @@ class Publisher:
                     break
                 granted = self.bucket.take(len(events))
                 for event in events[:granted]:
-                    mid = self.link.publish(event.topic, event.payload)
-                    self._inflight[mid] = event.seq
-                    self._cursor = event.seq
-                    self.published += 1
+                    self._hand(event)
                 if granted < len(events):
                     await asyncio.sleep(max(self.bucket.wait_time(), 0.001))
                 # Let acks, requests and status in between batches.
