@@ -24,14 +24,14 @@ __all__ = ["main"]
 EXIT_CONFIG = 2
 
 
-def _config_arg(parser: argparse.ArgumentParser) -> None:
+def _config_arg(parser: argparse.ArgumentParser, help: str | None = None) -> None:
     parser.add_argument(
         "--config",
         "-c",
         type=Path,
         default=None,
         metavar="PATH",
-        help=f"config file (default: $GATEWAYD_CONFIG or {default_config_path()})",
+        help=help or f"config file (default: $GATEWAYD_CONFIG or {default_config_path()})",
     )
 
 
@@ -344,12 +344,8 @@ def build_parser() -> argparse.ArgumentParser:
         "config with a simulated dock replaying a day of reads and a virtual printer writing ZPL and PNG "
         "previews to ./demo-out/, and show the events as a WMS sees them. Ctrl-C stops it.",
     )
-    p.add_argument(
-        "--config",
-        "-c",
-        type=Path,
-        default=None,
-        metavar="PATH",
+    _config_arg(
+        p,
         help="demo config template (default: config/demo/gatewayd.demo.toml; {state_dir}, {broker_url}, "
         "{protocol}, {replay_dir}, {loop} and {printer_url} are filled in)",
     )
