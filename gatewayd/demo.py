@@ -64,6 +64,7 @@ class WmsView:
         self.done_jobs: set[str] = set()
         self.lock = threading.Lock()
         self.ready = threading.Event()
+        self.offline = threading.Event()  # the gateway's goodbye reached the view
         self.client = paho.Client(
             CallbackAPIVersion.VERSION2,
             client_id=f"gatewayd-demo-wms-{port}",
@@ -119,6 +120,8 @@ class WmsView:
                 f"gateway {p['gateway']} {p['state']}, last seq {outbox.get('last_seq', '-')}, "
                 f"{outbox.get('depth', 0)} undelivered",
             )
+            if p["state"] == "offline":
+                self.offline.set()
         elif topic.startswith("response/"):
             detail = p.get("error") or json.dumps(p.get("data"))[:160]
             self.say("response", f"{topic[9:]} {p['status']}: {detail}")
@@ -246,6 +249,8 @@ async def _demo(args: argparse.Namespace, out: Path, broker: LocalBroker) -> int
                 stopper.cancel()
                 stop.set()
             await runner
+            # The gateway waited for the broker's ack of "offline"; let the view show it too.
+            await asyncio.to_thread(view.offline.wait, 5.0)
             print(
                 f"gatewayd demo: {view.scans} scan event(s) seen by the WMS view, {printer.count} label(s) printed "
                 f"to {out / 'labels'}; config in {config_path}",
