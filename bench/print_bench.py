@@ -34,8 +34,8 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gatewayd.local_broker import LocalBroker  # noqa: E402
-from gatewayd.virtual_printer import READY_HS  # noqa: E402
+from gatewayd.demo.local_broker import LocalBroker  # noqa: E402
+from gatewayd.demo.virtual_printer import READY_HS  # noqa: E402
 
 
 class Printer:

@@ -48,7 +48,7 @@ from harness import (
 )
 
 from gatewayd.config import OutboxSettings
-from gatewayd.local_broker import LocalBroker, free_port
+from gatewayd.demo.local_broker import LocalBroker, free_port
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent

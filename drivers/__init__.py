@@ -6,18 +6,18 @@ imported where it is used, so an optional dependency (python-evdev, pyusb) is on
 by the driver that uses it:
 
 ==============================  ==========================================================
-``drivers.serial_scanner``      ``SerialScanner``: RS-232 and USB CDC scanners (pyserial)
-``drivers.tcp_scanner``         ``TcpScanner``: network scanners, client or server mode
-``drivers.evdev_scanner``       ``EvdevScanner``: USB keyboard-wedge scanners (python-evdev)
-``drivers.hidpos_scanner``      ``HidPosScanner``: USB HID-POS scanners (hidraw, pyusb)
-``drivers.replay_scanner``      ``ReplayScanner``: reads from a file (demo, trials)
-``drivers.printer_transport``   ``open_transport(url)``: tcp, usb, file, serial, cups
-``drivers.zebra_status``        ``~HS`` / ``~HQES`` parsing; ``drivers.escpos_status``: DLE EOT
+``gatewayd_drivers.serial_scanner``      ``SerialScanner``: RS-232 and USB CDC scanners (pyserial)
+``gatewayd_drivers.tcp_scanner``         ``TcpScanner``: network scanners, client or server mode
+``gatewayd_drivers.evdev_scanner``       ``EvdevScanner``: USB keyboard-wedge scanners (python-evdev)
+``gatewayd_drivers.hidpos_scanner``      ``HidPosScanner``: USB HID-POS scanners (hidraw, pyusb)
+``gatewayd_drivers.replay_scanner``      ``ReplayScanner``: reads from a file (demo, trials)
+``gatewayd_drivers.printer_transport``   ``open_transport(url)``: tcp, usb, file, serial, cups
+``gatewayd_drivers.zebra_status``        ``~HS`` / ``~HQES`` parsing; ``gatewayd_drivers.escpos_status``: DLE EOT
 ==============================  ==========================================================
 """
 
-from drivers.backoff import Backoff
-from drivers.base import (
+from gatewayd_drivers.backoff import Backoff
+from gatewayd_drivers.base import (
     DeviceState,
     DeviceUnavailable,
     DriverError,
@@ -27,8 +27,8 @@ from drivers.base import (
     StateListener,
     ignore_state,
 )
-from drivers.fake import FakeScanner, RecordingTransport
-from drivers.framing import Frame, Framer
+from gatewayd_drivers.fake import FakeScanner, RecordingTransport
+from gatewayd_drivers.framing import Frame, Framer
 
 __all__ = [
     "Backoff",

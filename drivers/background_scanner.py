@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator
 from types import TracebackType
 from typing import Self
 
-from drivers.base import RawRead
-from drivers.framing import Framer, ReadQueue, read_frames
+from gatewayd_drivers.base import RawRead
+from gatewayd_drivers.framing import Framer, ReadQueue, read_frames
 
 __all__ = ["BackgroundScanner", "FramedScanner"]
 

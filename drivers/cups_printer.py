@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import re
 
-from drivers.base import DeviceUnavailable
-from drivers.printer_transport import TransportLifecycle
+from gatewayd_drivers.base import DeviceUnavailable
+from gatewayd_drivers.printer_transport import TransportLifecycle
 
 __all__ = ["CupsPrinter"]
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from drivers.zebra_status import StatusParseError
+from gatewayd_drivers.zebra_status import StatusParseError
 
 __all__ = [
     "STATUS_REQUESTS",

@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator, Callable
 from types import TracebackType
 from typing import Self
 
-from drivers.base import DeviceState, DeviceUnavailable, RawRead, StateListener, ignore_state
-from drivers.framing import ReadQueue
+from gatewayd_drivers.base import DeviceState, DeviceUnavailable, RawRead, StateListener, ignore_state
+from gatewayd_drivers.framing import ReadQueue
 
 __all__ = ["FakeScanner", "RecordingTransport"]
 

@@ -14,8 +14,8 @@ import errno
 import os
 import stat
 
-from drivers.base import DeviceUnavailable
-from drivers.printer_transport import TransportLifecycle, read_answer
+from gatewayd_drivers.base import DeviceUnavailable
+from gatewayd_drivers.printer_transport import TransportLifecycle, read_answer
 
 __all__ = ["FilePrinter"]
 

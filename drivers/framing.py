@@ -29,7 +29,7 @@ import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
-from drivers.base import DeviceState, RawRead, StateListener
+from gatewayd_drivers.base import DeviceState, RawRead, StateListener
 
 __all__ = [
     "ETX",

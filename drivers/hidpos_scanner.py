@@ -30,11 +30,11 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from drivers.background_scanner import BackgroundScanner
-from drivers.backoff import Backoff
-from drivers.base import DeviceState, DriverError, RawRead, StateListener, ignore_state
-from drivers.device_discovery import DeviceDiscovery
-from drivers.framing import StateReporter
+from gatewayd_drivers.background_scanner import BackgroundScanner
+from gatewayd_drivers.backoff import Backoff
+from gatewayd_drivers.base import DeviceState, DriverError, RawRead, StateListener, ignore_state
+from gatewayd_drivers.device_discovery import DeviceDiscovery
+from gatewayd_drivers.framing import StateReporter
 
 __all__ = [
     "REPORT_ID_DECODED_DATA",

@@ -26,7 +26,7 @@ from types import TracebackType
 from typing import Self
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from drivers.base import DeviceUnavailable, PrinterTransport
+from gatewayd_drivers.base import DeviceUnavailable, PrinterTransport
 
 __all__ = [
     "MAX_ANSWER_BYTES",
@@ -243,7 +243,7 @@ def open_transport(url: str, *, id: str, timeout: float) -> PrinterTransport:
         "serial:///dev/ttyUSB0?baudrate=19200 or cups://QUEUE"
     )
     if scheme == "tcp":
-        from drivers.tcp_printer import TcpPrinter
+        from gatewayd_drivers.tcp_printer import TcpPrinter
 
         try:
             port = parts.port
@@ -253,7 +253,7 @@ def open_transport(url: str, *, id: str, timeout: float) -> PrinterTransport:
             raise ValueError(f"Missing host in printer URL {url!r}: expected tcp://host:port")
         return TcpPrinter(id=id, host=parts.hostname, port=port or 9100, timeout=timeout)
     if scheme == "usb":
-        from drivers.usb_printer import UsbPrinter
+        from gatewayd_drivers.usb_printer import UsbPrinter
 
         vid_pid = parts.netloc.split(":")
         try:
@@ -265,14 +265,14 @@ def open_transport(url: str, *, id: str, timeout: float) -> PrinterTransport:
             ) from None
         return UsbPrinter(id=id, vid=vid, pid=pid, timeout=timeout)
     if scheme == "file":
-        from drivers.file_printer import FilePrinter
+        from gatewayd_drivers.file_printer import FilePrinter
 
         path = unquote(parts.path)
         if not path:
             raise ValueError(f"Missing path in printer URL {url!r}: expected file:///dev/usb/lp0")
         return FilePrinter(id=id, path=path, timeout=timeout)
     if scheme == "serial":
-        from drivers.serial_printer import SerialPrinter
+        from gatewayd_drivers.serial_printer import SerialPrinter
 
         path = unquote(parts.path)
         if not path:
@@ -289,7 +289,7 @@ def open_transport(url: str, *, id: str, timeout: float) -> PrinterTransport:
             baudrate = int(values[-1])
         return SerialPrinter(id=id, port=path, baudrate=baudrate, timeout=timeout)
     if scheme == "cups":
-        from drivers.cups_printer import CupsPrinter
+        from gatewayd_drivers.cups_printer import CupsPrinter
 
         queue = unquote(parts.netloc or parts.path.strip("/"))
         if not queue:

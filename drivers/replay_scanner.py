@@ -32,10 +32,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from drivers.background_scanner import BackgroundScanner
-from drivers.backoff import Backoff
-from drivers.base import DeviceState, RawRead, StateListener, ignore_state
-from drivers.framing import StateReporter, describe_os_error
+from gatewayd_drivers.background_scanner import BackgroundScanner
+from gatewayd_drivers.backoff import Backoff
+from gatewayd_drivers.base import DeviceState, RawRead, StateListener, ignore_state
+from gatewayd_drivers.framing import StateReporter, describe_os_error
 
 __all__ = [
     "ReplayDelay",

@@ -7,8 +7,8 @@ import asyncio
 import serial
 import serial_asyncio_fast
 
-from drivers.base import DeviceUnavailable
-from drivers.printer_transport import StreamLink, TransportLifecycle, read_answer
+from gatewayd_drivers.base import DeviceUnavailable
+from gatewayd_drivers.printer_transport import StreamLink, TransportLifecycle, read_answer
 
 __all__ = ["SerialPrinter"]
 

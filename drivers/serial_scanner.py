@@ -19,10 +19,10 @@ import os
 import serial
 import serial_asyncio_fast
 
-from drivers.background_scanner import FramedScanner
-from drivers.backoff import Backoff
-from drivers.base import DeviceState, StateListener, ignore_state
-from drivers.framing import StateReporter, describe_os_error
+from gatewayd_drivers.background_scanner import FramedScanner
+from gatewayd_drivers.backoff import Backoff
+from gatewayd_drivers.base import DeviceState, StateListener, ignore_state
+from gatewayd_drivers.framing import StateReporter, describe_os_error
 
 __all__ = ["SerialScanner"]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import socket
 
-from drivers.base import DeviceUnavailable
-from drivers.printer_transport import StreamLink, TransportLifecycle, read_answer
+from gatewayd_drivers.base import DeviceUnavailable
+from gatewayd_drivers.printer_transport import StreamLink, TransportLifecycle, read_answer
 
 __all__ = ["TcpPrinter"]
 

@@ -23,10 +23,10 @@ import socket
 from types import TracebackType
 from typing import Literal, Self
 
-from drivers.background_scanner import FramedScanner
-from drivers.backoff import Backoff
-from drivers.base import DeviceState, StateListener, ignore_state
-from drivers.framing import ReadQueue, StateReporter, describe_os_error
+from gatewayd_drivers.background_scanner import FramedScanner
+from gatewayd_drivers.backoff import Backoff
+from gatewayd_drivers.base import DeviceState, StateListener, ignore_state
+from gatewayd_drivers.framing import ReadQueue, StateReporter, describe_os_error
 
 __all__ = ["TcpScanner", "enable_keepalive"]
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from drivers.base import DeviceUnavailable
-from drivers.printer_transport import TransportLifecycle, read_answer
+from gatewayd_drivers.base import DeviceUnavailable
+from gatewayd_drivers.printer_transport import TransportLifecycle, read_answer
 
 __all__ = ["UsbPrinter"]
 

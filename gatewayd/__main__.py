@@ -1,3 +1,3 @@
-from gatewayd.cli import main
+from gatewayd.cli.main import main
 
 raise SystemExit(main())

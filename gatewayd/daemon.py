@@ -17,22 +17,22 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from drivers.backoff import Backoff
-from drivers.base import DeviceState, RawRead, Scanner
 from gatewayd import __version__
 from gatewayd.clock import ClockSync, rfc3339
 from gatewayd.config import ScannerSettings, Settings
-from gatewayd.decode import DecodeOptions, decode
+from gatewayd.delivery.mqtt_link import Message, MqttLink
+from gatewayd.delivery.outbox import Outbox
+from gatewayd.delivery.publisher import Publisher
 from gatewayd.errors import ConfigError, DeviceUnavailable, OutboxFull
-from gatewayd.mqtt_link import Message, MqttLink
-from gatewayd.outbox import Outbox
-from gatewayd.publisher import Publisher
-from gatewayd.scanners import build_scanner
-from gatewayd.stations import Stations, state_payload
+from gatewayd.reads.decode import DecodeOptions, decode
+from gatewayd.reads.scanners import build_scanner
+from gatewayd.reads.stations import Stations, state_payload
 from gatewayd.systemd import Notifier
+from gatewayd_drivers.backoff import Backoff
+from gatewayd_drivers.base import DeviceState, RawRead, Scanner
 
 if TYPE_CHECKING:
-    from gatewayd.printing import PrintService
+    from gatewayd.printing.service import PrintService
 
 __all__ = ["Gateway", "json_bytes"]
 
@@ -166,7 +166,7 @@ class Gateway:
     async def _start_extensions(self) -> None:
         """The print path, when printers are configured (after MQTT is set up)."""
         if self.settings.printers:
-            from gatewayd.printing import PrintService
+            from gatewayd.printing.service import PrintService
 
             printing = PrintService(self)
             await printing.start()
@@ -432,7 +432,7 @@ class Gateway:
             self._set_alarm("outbox_full", None)
 
     def _on_message(self, msg: Message) -> None:
-        from gatewayd.commands import handle_request
+        from gatewayd.delivery.requests import handle_request
 
         if self.outbox is None:
             return  # shutting down: too late to act on a request

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from drivers.base import DeviceUnavailable
+from gatewayd_drivers.base import DeviceUnavailable
 
 __all__ = ["ConfigError", "DeviceUnavailable", "GatewaydError", "OutboxFull", "PayloadError"]
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from gatewayd.local_broker import LocalBroker
+from gatewayd.demo.local_broker import LocalBroker
 from tests.mqtt_tools import DaemonProcess
 from tests.pty_scanner import PtyScanner
 

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from gatewayd.config import OutboxSettings
-from gatewayd.outbox import Outbox
+from gatewayd.delivery.outbox import Outbox
 
 ROOT = Path(__file__).resolve().parent.parent
 RFC3339_MS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from gatewayd.config import DecodeSettings
-from gatewayd.decode import (
+from gatewayd.errors import ConfigError
+from gatewayd.reads.decode import (
     MAX_DECODE_CHARS,
     MAX_ERRORS,
     DecodeOptions,
@@ -20,7 +21,6 @@ from gatewayd.decode import (
     decode,
     unescape_raw,
 )
-from gatewayd.errors import ConfigError
 
 GTIN = "09506000134352"  # GS1 example GTIN, check digit 2
 GTIN_02 = "09506000134376"  # check digit 6

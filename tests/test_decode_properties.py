@@ -11,7 +11,7 @@ from biip.checksums import gs1_standard_check_digit
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gatewayd.decode import GS, DecodeOptions, Scan, decode, unescape_raw
+from gatewayd.reads.decode import GS, DecodeOptions, Scan, decode, unescape_raw
 
 KINDS = {"gs1", "digital_link", "lot", "unknown"}
 DIGITS = "0123456789"

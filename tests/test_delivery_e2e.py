@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from gatewayd.local_broker import LocalBroker
+from gatewayd.demo.local_broker import LocalBroker
 from tests.mqtt_tools import (
     DaemonProcess,
     Subscriber,
@@ -217,7 +217,7 @@ def test_tcp_scanner_and_cli_replay_through_the_daemon(
     import subprocess
     import sys
 
-    from gatewayd.local_broker import free_port
+    from gatewayd.demo.local_broker import free_port
     from tests.mqtt_tools import ROOT
 
     port = free_port()

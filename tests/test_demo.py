@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gatewayd.local_broker import find_mosquitto
+from gatewayd.demo.local_broker import find_mosquitto
 from tests.mqtt_tools import ROOT
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from drivers.device_discovery import DeviceDiscovery, has_usage_page
-from gatewayd import devices
+from gatewayd.cli import devices
+from gatewayd_drivers.device_discovery import DeviceDiscovery, has_usage_page
 
 HONEYWELL_BY_ID = "/dev/input/by-id/usb-Honeywell_Imaging___Mobility_1950g_19001A0B45-event-kbd"
 KEYS_64 = "1000000000007 ff9f207ac14057ff febeffdfffefffff fffffffffffffffe"

@@ -8,8 +8,8 @@ import segno
 from escpos.printer import Dummy
 from PIL import Image
 
-from gatewayd.escpos_render import render_escpos
-from gatewayd.labels import LabelData, TemplateLibrary
+from gatewayd.printing.escpos_render import render_escpos
+from gatewayd.printing.labels import LabelData, TemplateLibrary
 
 R = "https://id.gs1.org"
 LIBRARY = TemplateLibrary.load(user_dir=None)

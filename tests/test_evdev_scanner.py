@@ -15,18 +15,18 @@ from pathlib import Path
 
 import pytest
 
-from drivers import keymaps as k
-from drivers.backoff import Backoff
-from drivers.base import DeviceState, RawRead, Scanner
-from drivers.device_discovery import DeviceDiscovery
-from drivers.evdev_scanner import (
+from gatewayd_drivers import keymaps as k
+from gatewayd_drivers.backoff import Backoff
+from gatewayd_drivers.base import DeviceState, RawRead, Scanner
+from gatewayd_drivers.device_discovery import DeviceDiscovery
+from gatewayd_drivers.evdev_scanner import (
     EVDEV_MISSING,
     EvdevEventSource,
     EvdevMissing,
     EvdevScanner,
     EventSource,
 )
-from drivers.keymaps import wedge_events
+from gatewayd_drivers.keymaps import wedge_events
 from tests.openers import Opener
 
 DATA = Path(__file__).parent / "data"

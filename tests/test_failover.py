@@ -16,7 +16,7 @@ import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from gatewayd.local_broker import LocalBroker, find_mosquitto, free_port
+from gatewayd.demo.local_broker import LocalBroker, find_mosquitto, free_port
 from tests.mqtt_tools import (
     DaemonProcess,
     Subscriber,

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from drivers.base import DeviceState
-from drivers.framing import Frame, Framer, ReadQueue, StateReporter, read_frames
+from gatewayd_drivers.base import DeviceState
+from gatewayd_drivers.framing import Frame, Framer, ReadQueue, StateReporter, read_frames
 
 TRUNC_CR = (
     'read longer than 4 bytes: truncated, the rest up to the next terminator "\\r" was discarded'
@@ -226,7 +226,7 @@ async def test_read_frames_yields_the_partial_read_before_the_error() -> None:
 
 
 async def test_read_queue_delivers_queued_reads_then_ends() -> None:
-    from drivers.base import RawRead
+    from gatewayd_drivers.base import RawRead
 
     queue = ReadQueue()
     queue.put(RawRead(b"1", device="d"))
@@ -256,8 +256,8 @@ def test_state_reporter_reports_changes_only_and_survives_a_failing_listener() -
 
 
 async def test_fake_scanner_delivers_pushed_reads_and_simulates_an_unplug() -> None:
-    from drivers.base import DeviceUnavailable, Scanner
-    from drivers.fake import FakeScanner
+    from gatewayd_drivers.base import DeviceUnavailable, Scanner
+    from gatewayd_drivers.fake import FakeScanner
 
     seen: list[tuple[str, DeviceState, str]] = []
     fake = FakeScanner(id="dock-03-left")

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from drivers.base import RawRead
 from gatewayd.config import parse
 from gatewayd.daemon import Gateway
-from gatewayd.local_broker import LocalBroker
+from gatewayd.demo.local_broker import LocalBroker
+from gatewayd_drivers.base import RawRead
 from tests.mqtt_tools import Subscriber
 
 

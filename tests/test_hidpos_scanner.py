@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from drivers.backoff import Backoff
-from drivers.base import DeviceState, RawRead, Scanner
-from drivers.device_discovery import DeviceDiscovery
-from drivers.hidpos_scanner import (
+from gatewayd_drivers.backoff import Backoff
+from gatewayd_drivers.base import DeviceState, RawRead, Scanner
+from gatewayd_drivers.device_discovery import DeviceDiscovery
+from gatewayd_drivers.hidpos_scanner import (
     HidPosAssembler,
     HidPosRead,
     HidPosScanner,

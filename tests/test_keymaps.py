@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from drivers import keymaps as k
-from drivers.keymaps import (
+from gatewayd_drivers import keymaps as k
+from gatewayd_drivers.keymaps import (
     EV_KEY,
     EV_MSC,
     EV_SYN,

@@ -10,7 +10,7 @@ import zplkit
 import zxingcpp
 from PIL import Image
 
-from gatewayd.labels import (
+from gatewayd.printing.labels import (
     DataMatrixElement,
     LabelData,
     Template,
@@ -18,8 +18,8 @@ from gatewayd.labels import (
     TextElement,
     mm_to_dots,
 )
-from gatewayd.preview import render_preview, renderable_zpl
-from gatewayd.zpl import render_zpl
+from gatewayd.printing.preview import render_preview, renderable_zpl
+from gatewayd.printing.zpl import render_zpl
 
 R = "https://id.gs1.org"
 LIBRARY = TemplateLibrary.load(user_dir=None)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from gatewayd.errors import ConfigError, PayloadError
-from gatewayd.labels import LabelData, TemplateLibrary, digital_link, fill
+from gatewayd.printing.labels import LabelData, TemplateLibrary, digital_link, fill
 
 R = "https://id.gs1.org"
 

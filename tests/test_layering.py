@@ -107,7 +107,7 @@ def test_the_checker_allows_driver_internal_imports() -> None:
 
 def test_importing_every_driver_loads_no_daemon_mqtt_or_sqlite() -> None:
     # What the source check cannot see: a dependency that pulls one of them in.
-    modules = [f"drivers.{p.stem}" for p in DRIVERS if p.stem != "__init__"]
+    modules = [f"gatewayd_drivers.{p.stem}" for p in DRIVERS if p.stem != "__init__"]
     code = (
         "import importlib, json, sys\n"
         f"for m in {modules!r}:\n"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from gatewayd.errors import PayloadError
-from gatewayd.lot_sequence import LotSequence
+from gatewayd.printing.lot_sequence import LotSequence
 
 DAY = date(2026, 11, 27)
 

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gatewayd.errors import PayloadError
-from gatewayd.lots import format_lot, validate_supplier
+from gatewayd.printing.lots import format_lot, validate_supplier
 
 FMT = "{supplier}-{date:%Y%m%d}-{seq:04d}"
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from gatewayd.local_broker import LocalBroker, find_mosquitto, free_port
+from gatewayd.demo.local_broker import LocalBroker, find_mosquitto, free_port
 from tests.certs import Pki, make_pki, openssl
 from tests.mqtt_tools import ROOT, DaemonProcess, Subscriber, start_daemon, wait_until
 from tests.mqtt_tools import gateway_config as shared_gateway_config

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from gatewayd.config import OutboxSettings
+from gatewayd.delivery.outbox import Outbox
 from gatewayd.errors import OutboxFull
-from gatewayd.outbox import Outbox
 
 
 def payload(seq: int, event_id: str) -> bytes:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from gatewayd.local_broker import LocalBroker
+from gatewayd.demo.local_broker import LocalBroker
 from tests.fake_zebra import FakeZebra
 from tests.mqtt_tools import DaemonProcess, Subscriber, wait_until, write_config
 

@@ -15,7 +15,7 @@ import zxingcpp
 
 from gatewayd.config import parse
 from gatewayd.daemon import Gateway
-from gatewayd.local_broker import LocalBroker
+from gatewayd.demo.local_broker import LocalBroker
 from tests.fake_zebra import FakeZebra
 from tests.mqtt_tools import Subscriber
 from tests.test_label_render import raster
@@ -202,8 +202,8 @@ async def test_raw_zpl_passes_the_filter_where_allowed(raw_gateway: Any) -> None
 
 
 async def test_escpos_printer_on_a_file_transport(broker: LocalBroker, tmp_path: Path) -> None:
-    from gatewayd.escpos_render import render_escpos
-    from gatewayd.labels import LabelData, TemplateLibrary
+    from gatewayd.printing.escpos_render import render_escpos
+    from gatewayd.printing.labels import LabelData, TemplateLibrary
 
     out = tmp_path / "escpos.bin"
     settings = parse({

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from drivers.fake import RecordingTransport
-from drivers.file_printer import FilePrinter
-from drivers.tcp_printer import TcpPrinter
 from gatewayd.errors import PayloadError
-from gatewayd.print_jobs import JobSpec, PrinterBinding, PrintJobs
+from gatewayd.printing.jobs import JobSpec, PrinterBinding, PrintJobs
+from gatewayd_drivers.fake import RecordingTransport
+from gatewayd_drivers.file_printer import FilePrinter
+from gatewayd_drivers.tcp_printer import TcpPrinter
 from tests.fake_zebra import PASSWORD, FakeZebra
 
 PRINTER = "dock-03-zebra"

@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from drivers.base import DeviceUnavailable, PrinterTransport
-from drivers.cups_printer import CupsPrinter
-from drivers.file_printer import FilePrinter
-from drivers.printer_transport import answer_complete, open_transport
-from drivers.serial_printer import SerialPrinter
-from drivers.tcp_printer import TcpPrinter
-from drivers.usb_printer import UsbPrinter
-from drivers.zebra_status import answer_state
+from gatewayd_drivers.base import DeviceUnavailable, PrinterTransport
+from gatewayd_drivers.cups_printer import CupsPrinter
+from gatewayd_drivers.file_printer import FilePrinter
+from gatewayd_drivers.printer_transport import answer_complete, open_transport
+from gatewayd_drivers.serial_printer import SerialPrinter
+from gatewayd_drivers.tcp_printer import TcpPrinter
+from gatewayd_drivers.usb_printer import UsbPrinter
+from gatewayd_drivers.zebra_status import answer_state
 from tests.fake_zebra import FakeZebra, hs_answer
 
 LABEL = b"^XA^FO50,50^A0N,40,40^FDLOT-0001^FS^XZ"

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from drivers.backoff import Backoff
-from drivers.base import DeviceState, RawRead, Scanner
-from drivers.replay_scanner import (
+from gatewayd_drivers.backoff import Backoff
+from gatewayd_drivers.base import DeviceState, RawRead, Scanner
+from gatewayd_drivers.replay_scanner import (
     ReplayDelay,
     ReplayRead,
     ReplayScanner,

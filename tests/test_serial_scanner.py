@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from drivers.backoff import Backoff
-from drivers.base import DeviceState, RawRead, Scanner
-from drivers.serial_scanner import SerialScanner
+from gatewayd_drivers.backoff import Backoff
+from gatewayd_drivers.base import DeviceState, RawRead, Scanner
+from gatewayd_drivers.serial_scanner import SerialScanner
 
 WAIT = 5.0  # seconds: generous, only reached when something is broken
 PARTIAL_CR = 'partial read: no terminator "\\r" arrived'

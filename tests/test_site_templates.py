@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import zxingcpp
 
-from gatewayd.labels import LabelData, TemplateLibrary
-from gatewayd.zpl import render_zpl
+from gatewayd.printing.labels import LabelData, TemplateLibrary
+from gatewayd.printing.zpl import render_zpl
 from tests.mqtt_tools import ROOT
 from tests.test_label_render import raster
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from gatewayd.config import OutboxSettings, parse
-from gatewayd.outbox import Outbox
-from gatewayd.stations import BIZ_STEPS, Stations, state_payload
+from gatewayd.delivery.outbox import Outbox
+from gatewayd.reads.stations import BIZ_STEPS, Stations, state_payload
 
 SETTINGS = parse({
     "gateway": {"id": "gw"},

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from gatewayd.local_broker import LocalBroker
+from gatewayd.demo.local_broker import LocalBroker
 from tests.mqtt_tools import DaemonProcess, wait_until, write_config
 
 ROOT = Path(__file__).resolve().parent.parent

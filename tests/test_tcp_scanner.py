@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from drivers.backoff import Backoff
-from drivers.base import DeviceState, RawRead, Scanner
-from drivers.tcp_scanner import TcpScanner, enable_keepalive
+from gatewayd_drivers.backoff import Backoff
+from gatewayd_drivers.base import DeviceState, RawRead, Scanner
+from gatewayd_drivers.tcp_scanner import TcpScanner, enable_keepalive
 
 WAIT = 5.0  # seconds: only reached when something is broken
 PARTIAL_CR = 'partial read: no terminator "\\r" arrived'

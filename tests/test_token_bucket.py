@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gatewayd.publisher import TokenBucket
+from gatewayd.delivery.publisher import TokenBucket
 
 
 class Clock:

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from drivers import keymaps as k
-from drivers.base import DeviceState
-from drivers.evdev_scanner import EvdevScanner
-from drivers.keymaps import wedge_events
+from gatewayd_drivers import keymaps as k
+from gatewayd_drivers.base import DeviceState
+from gatewayd_drivers.evdev_scanner import EvdevScanner
+from gatewayd_drivers.keymaps import wedge_events
 
 pytestmark = pytest.mark.hardware
 

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from gatewayd.local_broker import LocalBroker
+from gatewayd.demo.local_broker import LocalBroker
 from tests.mqtt_tools import ROOT, DaemonProcess, Subscriber, last_seq_in, undelivered_in, wait_until
 from tests.pty_scanner import PtyScanner
 from tests.test_delivery_e2e import P, config

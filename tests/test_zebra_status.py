@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from drivers import escpos_status
-from drivers.zebra_status import (
+from gatewayd_drivers import escpos_status
+from gatewayd_drivers.zebra_status import (
     NO_ANSWER,
     PRINTER_STATES,
     StatusParseError,

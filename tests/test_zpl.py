@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gatewayd.errors import PayloadError
-from gatewayd.labels import LabelData, TemplateLibrary
-from gatewayd.zpl import code128_data, escape_field, qr_magnification, render_zpl
+from gatewayd.printing.labels import LabelData, TemplateLibrary
+from gatewayd.printing.zpl import code128_data, escape_field, qr_magnification, render_zpl
 
 R = "https://id.gs1.org"
 

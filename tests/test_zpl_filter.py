@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gatewayd.errors import PayloadError
-from gatewayd.zpl_filter import filter_raw_zpl
+from gatewayd.printing.zpl_filter import filter_raw_zpl
 
 ALLOWED = [
     b"^XA^FO50,50^A0N,40,40^FDHello^FS^XZ",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from drivers import keymaps as k
+from gatewayd_drivers import keymaps as k
 
 HERE = Path(__file__).parent
 Event = tuple[int, int, int]

@@ -18,16 +18,16 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from drivers.printer_transport import open_transport
 from gatewayd.config import PrinterSettings, Settings
 from gatewayd.errors import ConfigError, PayloadError
-from gatewayd.escpos_render import render_escpos
-from gatewayd.labels import LabelData, Template, TemplateLibrary
-from gatewayd.lot_sequence import LotSequence
-from gatewayd.lots import MAX_SEQ, format_lot, validate_supplier
-from gatewayd.print_jobs import JobSpec, PrinterBinding, PrintJobs
-from gatewayd.zpl import render_zpl
-from gatewayd.zpl_filter import filter_raw_zpl
+from gatewayd.printing.escpos_render import render_escpos
+from gatewayd.printing.jobs import JobSpec, PrinterBinding, PrintJobs
+from gatewayd.printing.labels import LabelData, Template, TemplateLibrary
+from gatewayd.printing.lot_sequence import LotSequence
+from gatewayd.printing.lots import MAX_SEQ, format_lot, validate_supplier
+from gatewayd.printing.zpl import render_zpl
+from gatewayd.printing.zpl_filter import filter_raw_zpl
+from gatewayd_drivers.printer_transport import open_transport
 
 if TYPE_CHECKING:
     from gatewayd.daemon import Gateway

@@ -102,7 +102,7 @@ class VirtualZebra:
         path.write_bytes(zpl + b"\n")
         if self.previews:
             try:
-                from gatewayd.preview import render_preview
+                from gatewayd.printing.preview import render_preview
 
                 width = _dots(rb"\^PW(\d+)", zpl, 609)
                 height = _dots(rb"\^LL(\d+)", zpl, 406)

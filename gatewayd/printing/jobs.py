@@ -50,12 +50,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, ParamSpec, Self, TypeVar
 
-from drivers import escpos_status
-from drivers.backoff import Backoff
-from drivers.base import DeviceUnavailable, PrinterTransport
-from drivers.zebra_status import HS_REQUEST, StatusParseError, answer_state
 from gatewayd.clock import rfc3339
 from gatewayd.errors import PayloadError
+from gatewayd_drivers import escpos_status
+from gatewayd_drivers.backoff import Backoff
+from gatewayd_drivers.base import DeviceUnavailable, PrinterTransport
+from gatewayd_drivers.zebra_status import HS_REQUEST, StatusParseError, answer_state
 
 __all__ = [
     "JOB_STATES",

@@ -25,9 +25,9 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from gatewayd.config import load
+from gatewayd.demo.local_broker import LocalBroker
+from gatewayd.demo.virtual_printer import VirtualZebra
 from gatewayd.errors import ConfigError
-from gatewayd.local_broker import LocalBroker
-from gatewayd.virtual_printer import VirtualZebra
 
 __all__ = ["demo_dir", "run_demo"]
 
@@ -35,7 +35,7 @@ log = logging.getLogger("gatewayd.demo")
 
 
 def demo_dir() -> Path:
-    here = Path(__file__).resolve().parent.parent / "config" / "demo"
+    here = Path(__file__).resolve().parents[2] / "config" / "demo"
     if not (here / "gatewayd.demo.toml").exists():
         raise ConfigError([f"demo: {here} not found; run `gatewayd demo` from a source checkout (./scripts/demo)"])
     return here
@@ -128,7 +128,7 @@ class WmsView:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from gatewayd.cli import setup_logging
+    from gatewayd.cli.main import setup_logging
 
     if args.speed <= 0:
         raise ConfigError([f"--speed: expected a positive number, got {args.speed}"])

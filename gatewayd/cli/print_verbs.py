@@ -15,15 +15,15 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from drivers.base import DeviceUnavailable
-from drivers.printer_transport import open_transport
-from drivers.zebra_status import HS_REQUEST, answer_state
 from gatewayd.config import Settings, default_config_path, load
 from gatewayd.errors import ConfigError, PayloadError
-from gatewayd.labels import LabelData, TemplateLibrary
-from gatewayd.lot_sequence import LotSequence
-from gatewayd.printing import build_job, parse_print_request
-from gatewayd.zpl import render_zpl
+from gatewayd.printing.labels import LabelData, TemplateLibrary
+from gatewayd.printing.lot_sequence import LotSequence
+from gatewayd.printing.service import build_job, parse_print_request
+from gatewayd.printing.zpl import render_zpl
+from gatewayd_drivers.base import DeviceUnavailable
+from gatewayd_drivers.printer_transport import open_transport
+from gatewayd_drivers.zebra_status import HS_REQUEST, answer_state
 
 __all__ = ["cmd_preview", "cmd_print", "parse_sets"]
 
@@ -118,7 +118,7 @@ async def _send(
 
 
 def cmd_preview(args: argparse.Namespace) -> int:
-    from gatewayd.preview import render_preview
+    from gatewayd.printing.preview import render_preview
 
     path = args.config or default_config_path()
     resolver = "https://id.gs1.org"

@@ -19,8 +19,8 @@ from types import TracebackType
 from typing import Self
 
 from gatewayd.config import OutboxSettings
-from gatewayd.mqtt_link import MqttLink
-from gatewayd.outbox import Event, Outbox
+from gatewayd.delivery.mqtt_link import MqttLink
+from gatewayd.delivery.outbox import Event, Outbox
 
 __all__ = ["Publisher", "TokenBucket"]
 

@@ -15,7 +15,7 @@ import re
 from dataclasses import asdict
 from typing import Any
 
-from drivers.device_discovery import DeviceDiscovery, DeviceReport, PrinterDevice
+from gatewayd_drivers.device_discovery import DeviceDiscovery, DeviceReport, PrinterDevice
 
 __all__ = ["main", "render_json", "render_text", "snippets"]
 

@@ -11,7 +11,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from gatewayd.config import STEPS, Settings, StationSettings, Step
+from gatewayd.config import STEPS, Settings, StationSettings
+from gatewayd.config.loader import Step
 
 __all__ = ["BIZ_STEPS", "StationState", "Stations", "StepCommand", "state_payload"]
 

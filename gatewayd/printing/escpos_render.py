@@ -16,7 +16,7 @@ from escpos.printer import Dummy
 from PIL import Image
 
 from gatewayd.errors import PayloadError
-from gatewayd.labels import (
+from gatewayd.printing.labels import (
     Code128Element,
     Gs1128Element,
     LabelData,

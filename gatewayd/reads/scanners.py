@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from drivers.base import Scanner, StateListener
 from gatewayd.config import ScannerSettings
 from gatewayd.errors import ConfigError
+from gatewayd_drivers.base import Scanner, StateListener
 
 __all__ = ["build_scanner"]
 
@@ -13,7 +13,7 @@ def build_scanner(s: ScannerSettings, *, on_state: StateListener) -> Scanner:
     framing = s.framing
     char_timeout = framing.char_timeout_ms / 1000 if framing.char_timeout_ms else None
     if s.driver == "serial":
-        from drivers.serial_scanner import SerialScanner
+        from gatewayd_drivers.serial_scanner import SerialScanner
 
         assert s.port is not None
         return SerialScanner(
@@ -30,7 +30,7 @@ def build_scanner(s: ScannerSettings, *, on_state: StateListener) -> Scanner:
             on_state=on_state,
         )
     if s.driver == "tcp":
-        from drivers.tcp_scanner import TcpScanner
+        from gatewayd_drivers.tcp_scanner import TcpScanner
 
         assert s.host is not None and s.tcp_port is not None
         return TcpScanner(
@@ -47,12 +47,12 @@ def build_scanner(s: ScannerSettings, *, on_state: StateListener) -> Scanner:
     if s.driver == "replay":
         from pathlib import Path
 
-        from drivers.replay_scanner import ReplayScanner
+        from gatewayd_drivers.replay_scanner import ReplayScanner
 
         assert s.path is not None
         return ReplayScanner(id=s.id, path=Path(s.path), interval=s.interval_s, loop=s.loop, on_state=on_state)
     if s.driver == "evdev":
-        from drivers.evdev_scanner import EvdevScanner
+        from gatewayd_drivers.evdev_scanner import EvdevScanner
 
         return EvdevScanner(
             id=s.id,
@@ -65,7 +65,7 @@ def build_scanner(s: ScannerSettings, *, on_state: StateListener) -> Scanner:
             on_state=on_state,
         )
     if s.driver == "hidpos":
-        from drivers.hidpos_scanner import HidPosScanner
+        from gatewayd_drivers.hidpos_scanner import HidPosScanner
 
         assert s.usb is not None
         return HidPosScanner(id=s.id, usb=s.usb, serial_number=s.serial_number, on_state=on_state)

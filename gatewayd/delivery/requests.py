@@ -16,8 +16,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from gatewayd.config import STEPS
+from gatewayd.delivery.mqtt_link import Message
 from gatewayd.errors import PayloadError
-from gatewayd.mqtt_link import Message
 
 if TYPE_CHECKING:
     from gatewayd.daemon import Gateway
@@ -157,7 +157,7 @@ def _station_step(gw: Gateway, body: dict[str, Any]) -> dict[str, Any]:
     state = gw.stations.set_step(station, step)
     log.info("station %s: step set to %s by request", station, step)
     gw.publish_station(station)
-    from gatewayd.stations import state_payload
+    from gatewayd.reads.stations import state_payload
 
     return state_payload(state)
 

@@ -29,9 +29,9 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from drivers.backoff import Backoff
 from gatewayd.config import BrokerUrl, MqttSettings
 from gatewayd.errors import ConfigError
+from gatewayd_drivers.backoff import Backoff
 
 __all__ = ["Message", "MqttLink", "check_credentials"]
 

@@ -79,7 +79,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     path = args.config or default_config_path()
     settings = load(path)
-    from gatewayd.mqtt_link import check_credentials
+    from gatewayd.delivery.mqtt_link import check_credentials
 
     problems = check_credentials(settings.mqtt) + _missing_modules(settings)
     if problems:
@@ -97,7 +97,7 @@ def _missing_modules(settings: Settings) -> list[str]:
             try:
                 import evdev  # noqa: F401
             except ImportError:
-                from drivers.evdev_scanner import EVDEV_MISSING
+                from gatewayd_drivers.evdev_scanner import EVDEV_MISSING
 
                 problems.append(f"scanners[{i}].driver: {EVDEV_MISSING}")
     return problems
@@ -149,8 +149,8 @@ def _is_table_array(v: Any) -> bool:
 def cmd_decode(args: argparse.Namespace) -> int:
     from gatewayd.clock import ClockSync, rfc3339
     from gatewayd.config import DecodeSettings, StationSettings
-    from gatewayd.decode import DecodeOptions, decode, unescape_raw
-    from gatewayd.stations import BIZ_STEPS
+    from gatewayd.reads.decode import DecodeOptions, decode, unescape_raw
+    from gatewayd.reads.stations import BIZ_STEPS
 
     path = args.config or default_config_path()
     decode_settings = DecodeSettings()
@@ -195,7 +195,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
 
 def cmd_outbox(args: argparse.Namespace) -> int:
     from gatewayd.clock import rfc3339
-    from gatewayd.outbox import Outbox
+    from gatewayd.delivery.outbox import Outbox
 
     settings = _load(args)
     path = settings.gateway.state_dir / "outbox.sqlite3"
@@ -251,7 +251,7 @@ def _range(text: str, last: int) -> tuple[int, int]:
 
 def _send_request(settings: Settings, command: str, body: dict[str, Any], timeout: float = 10.0) -> int:
     """Send one request to the running gateway through the broker and print the answer."""
-    from gatewayd.request_client import request
+    from gatewayd.cli.request_client import request
 
     try:
         answer = request(settings, command, body, timeout=timeout)
@@ -266,26 +266,26 @@ def _send_request(settings: Settings, command: str, body: dict[str, Any], timeou
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from gatewayd.demo import run_demo
+    from gatewayd.demo.runner import run_demo
 
     return run_demo(args)
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
-    from gatewayd.devices import main as devices_main
+    from gatewayd.cli.devices import main as devices_main
 
     argv = ["--json"] if args.json else []
     return devices_main(argv)
 
 
 def cmd_print(args: argparse.Namespace) -> int:
-    from gatewayd.print_cli import cmd_print as run
+    from gatewayd.cli.print_verbs import cmd_print as run
 
     return run(args)
 
 
 def cmd_label_preview(args: argparse.Namespace) -> int:
-    from gatewayd.print_cli import cmd_preview as run
+    from gatewayd.cli.print_verbs import cmd_preview as run
 
     return run(args)
 

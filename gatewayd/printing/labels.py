@@ -3,7 +3,7 @@
 A template is a TOML file (built-ins in ``gatewayd/data/labels/``, user files in
 ``[labels] templates_dir`` override them by name). It declares the label size in mm and a
 list of elements (text, QR, Code 128, GS1-128, Data Matrix, box) positioned in mm; encoders
-(:mod:`gatewayd.zpl`, :mod:`gatewayd.escpos_render`) convert mm to dots for the printer's dpi.
+(:mod:`gatewayd.printing.zpl`, :mod:`gatewayd.printing.escpos_render`) convert mm to dots for the printer's dpi.
 
 Template strings use ``{name}`` placeholders (``{{`` and ``}}`` are literal braces). Fields
 come from the print request's label object; ``{link}`` is the GS1 Digital Link URI when a

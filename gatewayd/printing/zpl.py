@@ -10,7 +10,7 @@ import re
 from collections.abc import Mapping
 
 from gatewayd.errors import PayloadError
-from gatewayd.labels import (
+from gatewayd.printing.labels import (
     BoxElement,
     Code128Element,
     DataMatrixElement,

@@ -1,0 +1,41 @@
+"""Configuration: the TOML file, validated once at start into frozen settings."""
+
+from gatewayd.config.loader import (
+    DEFAULT_CONFIG_PATH,
+    STEPS,
+    BrokerUrl,
+    DecodeSettings,
+    FramingSettings,
+    GatewaySettings,
+    LabelSettings,
+    LogSettings,
+    MqttSettings,
+    OutboxSettings,
+    PrinterSettings,
+    ScannerSettings,
+    Settings,
+    StationSettings,
+    default_config_path,
+    load,
+    parse,
+)
+
+__all__ = [
+    "DEFAULT_CONFIG_PATH",
+    "STEPS",
+    "BrokerUrl",
+    "DecodeSettings",
+    "FramingSettings",
+    "GatewaySettings",
+    "LabelSettings",
+    "LogSettings",
+    "MqttSettings",
+    "OutboxSettings",
+    "PrinterSettings",
+    "ScannerSettings",
+    "Settings",
+    "StationSettings",
+    "default_config_path",
+    "load",
+    "parse",
+]
