@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import secrets
 import threading
@@ -83,12 +82,12 @@ class ClockSync:
         self._checked = -1e9
         self._value = False
         self._adjtimex = None
-        name = ctypes.util.find_library("c")
-        if name:
-            try:
-                self._adjtimex = ctypes.CDLL(name, use_errno=True).adjtimex
-            except (OSError, AttributeError):
-                self._adjtimex = None
+        # The running interpreter already has the C library loaded: look the symbol up
+        # there rather than with ctypes.util.find_library, which spawns ldconfig.
+        try:
+            self._adjtimex = ctypes.CDLL(None, use_errno=True).adjtimex
+        except (OSError, AttributeError):
+            self._adjtimex = None
 
     def synced(self) -> bool:
         override = os.environ.get("GATEWAYD_CLOCK_SYNCED")

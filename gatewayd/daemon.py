@@ -1,49 +1,49 @@
-"""The gateway daemon: scanners → decode → dedupe → station tag → outbox → MQTT.
+"""The gateway daemon, the composition root: it wires the parts together, nothing imports it.
 
-``Gateway`` is an async context manager that owns every long-lived task, each named
-``gatewayd[...]``. Shutdown is orderly: stop reading, write the last acks, publish
-``offline``, close MQTT, close the outbox.
+scanners → :mod:`gatewayd.reads` (decode, dedupe, station tag) → outbox → publisher → MQTT,
+and MQTT requests → :class:`~gatewayd.delivery.requests.Requests` → the handlers of the
+built-in commands and of the print path. ``Gateway.run`` owns every long-lived task, each
+named ``gatewayd[...]``, and every resource it opens is closed on every exit path (one
+``AsyncExitStack``). Shutdown is orderly: stop reading, stop printing, let in-flight
+events be acknowledged, publish ``offline``, close MQTT, write the last delivery marks,
+close the outbox. ``offline`` is published on every exit once a broker was connected.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from gatewayd import __version__
 from gatewayd.clock import ClockSync, rfc3339
-from gatewayd.config import ScannerSettings, Settings
+from gatewayd.config import STEPS, ScannerSettings, Settings
 from gatewayd.delivery.mqtt_link import Message, MqttLink
 from gatewayd.delivery.outbox import Outbox
 from gatewayd.delivery.publisher import Publisher
-from gatewayd.errors import ConfigError, DeviceUnavailable, OutboxFull
+from gatewayd.delivery.replay import Replay
+from gatewayd.delivery.requests import Requests, check_fields
+from gatewayd.errors import ConfigError, DeviceUnavailable, OutboxFull, PayloadError
+from gatewayd.payloads import device_payload, job_payload, json_bytes, printer_payload, station_payload
+from gatewayd.printing.service import PrintService
 from gatewayd.reads.decode import DecodeOptions, decode
 from gatewayd.reads.scanners import build_scanner
-from gatewayd.reads.stations import Stations, state_payload
+from gatewayd.reads.stations import Stations
 from gatewayd.systemd import Notifier
 from gatewayd_drivers.backoff import Backoff
 from gatewayd_drivers.base import DeviceState, RawRead, Scanner
 
-if TYPE_CHECKING:
-    from gatewayd.printing.service import PrintService
-
-__all__ = ["Gateway", "json_bytes"]
+__all__ = ["Gateway"]
 
 log = logging.getLogger("gatewayd")
 
 STATUS_INTERVAL_S = 30.0
 PRUNE_INTERVAL_S = 600.0
-
-
-def json_bytes(value: Mapping[str, Any]) -> bytes:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 @dataclass
@@ -90,10 +90,12 @@ class Gateway:
         self.link: MqttLink | None = None
         self.publisher: Publisher | None = None
         self.printing: PrintService | None = None
-        # Extension points filled by the print subsystem.
-        self.commands: dict[str, Callable[[dict[str, Any]], Any]] = {}
-        self.on_connected_hooks: list[Callable[[], None]] = []
-        self.status_extras: list[Callable[[dict[str, Any]], None]] = []
+        self.requests = Requests(
+            root=self.root,
+            max_payload_bytes=settings.mqtt.max_payload_bytes,
+            publish=self._publish_response,
+            spawn=self.background,
+        )
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -105,87 +107,111 @@ class Gateway:
             state_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ConfigError([f"gateway.state_dir: cannot create {state_dir} ({exc.strerror})"]) from None
-        outbox = Outbox.open(state_dir / "outbox.sqlite3", s.outbox)
-        self.outbox = outbox
-        self.stations = Stations(s, load=outbox.get_meta, save=outbox.set_meta)
-        for sc in s.scanners:
-            self.devices[sc.id] = DeviceInfo("disconnected", "not opened yet", time.time(), reported=False)
-            self.counters.reads[sc.id] = 0
-        link = MqttLink(
-            settings=s.mqtt,
-            client_id=s.mqtt.client_id or f"gatewayd-{s.gateway.id}",
-            will_topic=f"{self.root}/status",
-            will_payload=json_bytes(self.status_payload("offline", brief=True)),
-            subscriptions=[f"{self.root}/request/#"],
-            on_connected=self._on_connected,
-            on_ack=self._on_ack,
-            on_message=self._on_message,
-            max_inflight=s.outbox.inflight + 100,
-        )
-        self.link = link
-        publisher = Publisher(link=link, outbox=outbox, settings=s.outbox, on_delivered=self._on_delivered)
-        self.publisher = publisher
-        try:
-            async with link, publisher:
-                for sc in s.scanners:
-                    self._spawn(self._scanner_loop(sc), f"gatewayd[scanner {sc.id}].read")
-                self._spawn(self._housekeeping(), "gatewayd[outbox].housekeeping")
-                if self.notifier.watchdog_interval:
-                    self._spawn(self._watchdog(self.notifier.watchdog_interval), "gatewayd[systemd].watchdog")
-                await self._start_extensions()
-                log.info(
-                    "gatewayd %s started: gateway %s, %d station(s), %d scanner(s), "
-                    "outbox %s (last seq %d, %d undelivered)",
-                    __version__,
-                    s.gateway.id,
-                    len(s.stations),
-                    len(s.scanners),
-                    outbox.path,
-                    outbox.last_seq,
-                    outbox.depth,
-                )
-                self.notifier.ready(self._status_line())
-                await stop.wait()
-                log.info("stopping: closing scanners")
-                self.notifier.stopping()
-                await self._stop_tasks()
-                await self._stop_extensions()
-                publisher.wake()
-                await self._settle(publisher, timeout=2.0)
-            # _settle published ``offline`` and closed the link; leaving ``async with``
-            # wrote the last delivery marks.
-        finally:
+        async with contextlib.AsyncExitStack() as stack:
+            # Unwound in reverse on every exit: tasks stop before the link closes, the
+            # link closes (saying offline) before the outbox does.
+            outbox = Outbox.open(state_dir / "outbox.sqlite3", s.outbox)
+            stack.callback(self._close_outbox, outbox)
+            self.outbox = outbox
+            self.stations = Stations(s, load=outbox.get_meta, save=outbox.set_meta)
+            for sc in s.scanners:
+                self.devices[sc.id] = DeviceInfo("disconnected", "not opened yet", time.time(), reported=False)
+                self.counters.reads[sc.id] = 0
+            link = MqttLink(
+                settings=s.mqtt,
+                client_id=s.mqtt.client_id or f"gatewayd-{s.gateway.id}",
+                will_topic=f"{self.root}/status",
+                will_payload=json_bytes(self.status_payload("offline", brief=True)),
+                subscriptions=[f"{self.root}/request/#"],
+                on_connected=self._on_connected,
+                on_ack=self._on_ack,
+                on_message=self._on_message,
+                max_inflight=s.outbox.inflight + 100,
+            )
+            self.link = link
+            publisher = Publisher(link=link, outbox=outbox, settings=s.outbox, on_delivered=self._on_delivered)
+            self.publisher = publisher
+            await stack.enter_async_context(link)
+            await stack.enter_async_context(publisher)  # leaving it writes the last delivery marks
+            stack.push_async_callback(self._say_offline)
+            self._register_commands(stack)
+            stack.push_async_callback(self._stop_tasks)
+            for sc in s.scanners:
+                self._spawn(self._scanner_loop(sc), f"gatewayd[scanner {sc.id}].read")
+            self._spawn(self._housekeeping(), "gatewayd[outbox].housekeeping")
+            if self.notifier.watchdog_interval:
+                self._spawn(self._watchdog(self.notifier.watchdog_interval), "gatewayd[systemd].watchdog")
+            if s.printers:
+                await self._start_printing(stack)
+            log.info(
+                "gatewayd %s started: gateway %s, %d station(s), %d scanner(s), "
+                "outbox %s (last seq %d, %d undelivered)",
+                __version__,
+                s.gateway.id,
+                len(s.stations),
+                len(s.scanners),
+                outbox.path,
+                outbox.last_seq,
+                outbox.depth,
+            )
+            self.notifier.ready(self._status_line())
+            await stop.wait()
+            log.info("stopping: closing scanners")
+            self.notifier.stopping()
             await self._stop_tasks()
-            await self._stop_extensions()
-            # A late paho callback (a CONNACK racing the shutdown) must find no outbox
-            # rather than a closed one: see the guards in the MQTT callbacks.
-            self.outbox = None
-            outbox.close()
-            log.info("stopped")
+            if self.printing is not None:
+                await self.printing.stop()
+            publisher.wake()
+            await self._settle(publisher, timeout=2.0)
+        log.info("stopped")
 
-    async def _start_extensions(self) -> None:
-        """The print path, when printers are configured (after MQTT is set up)."""
-        if self.settings.printers:
-            from gatewayd.printing.service import PrintService
+    def _register_commands(self, stack: contextlib.AsyncExitStack) -> None:
+        assert self.outbox is not None and self.link is not None
+        replay = Replay(
+            outbox=self.outbox, link=self.link, inflight_limit=self.settings.outbox.inflight, spawn=self.background
+        )
+        builtin = {
+            "station/step": self._request_station_step,
+            "replay": replay.handle,
+            "health": self._request_health,
+            "rebirth": self._request_rebirth,
+        }
+        for command, handler in builtin.items():
+            stack.callback(self.requests.register(command, handler))
+        self.requests.explain("print", "no printers are configured on this gateway")
+        self.requests.explain("print/status", "no printers are configured on this gateway")
+        self.requests.explain(
+            "feedback", "this gateway has no feedback output (display, light or beeper) configured"
+        )
 
-            printing = PrintService(self)
-            await printing.start()
-            self.printing = printing  # only once it takes requests
+    async def _start_printing(self, stack: contextlib.AsyncExitStack) -> None:
+        """The print path, started once MQTT is set up; it takes requests once it runs."""
+        printing = PrintService(self.settings, on_job_event=self._job_event, on_printer_state=self._printer_state)
+        await printing.start()
+        stack.push_async_callback(printing.stop)
+        self.printing = printing
+        for command, handler in printing.handlers().items():
+            stack.callback(self.requests.register(command, handler))
 
-    async def _stop_extensions(self) -> None:
-        if self.printing is not None:
-            await self.printing.stop()
-            self.printing = None
+    def _close_outbox(self, outbox: Outbox) -> None:
+        # A late paho callback (a CONNACK racing the shutdown) must find no outbox rather
+        # than a closed one: see the guards in the MQTT callbacks.
+        self.outbox = None
+        outbox.close()
 
     async def _settle(self, publisher: Publisher, *, timeout: float) -> None:
-        # Give in-flight events a moment to be acknowledged, then say goodbye.
+        # Give in-flight events a moment to be acknowledged before saying goodbye.
         assert self.link is not None
         deadline = time.monotonic() + timeout
         while self.link.connected and publisher.inflight and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
+
+    async def _say_offline(self) -> None:
+        """Publish ``offline`` if connected, then close the link (every exit path)."""
+        assert self.link is not None
         await self.link.close(final=(f"{self.root}/status", json_bytes(self.status_payload("offline"))))
 
-    def _spawn(self, coro: Any, name: str) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         self._tasks.append(asyncio.create_task(coro, name=name))
 
     async def _stop_tasks(self) -> None:
@@ -196,7 +222,7 @@ class Gateway:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
 
-    def background(self, coro: Any, name: str) -> None:
+    def background(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.create_task(coro, name=name)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
@@ -298,7 +324,7 @@ class Gateway:
         assert self.publisher is not None
         self.publisher.captured(event)
 
-    # -- device and station state ----------------------------------------------------
+    # -- device, station and printer state -------------------------------------------
 
     def device_state(self, device: str, state: DeviceState, detail: str) -> None:
         old = self.devices.get(device)
@@ -313,19 +339,23 @@ class Gateway:
     def _publish_device(self, device: str) -> None:
         info = self.devices[device]
         self.publish_retained(
-            f"{self.root}/devices/{device}/state",
-            {
-                "schema": "gatewayd.device/1",
-                "device": device,
-                "state": info.state,
-                "detail": info.detail,
-                "since": rfc3339(info.since),
-            },
+            f"{self.root}/devices/{device}/state", device_payload(device, info.state, info.detail, info.since)
         )
 
     def publish_station(self, station_id: str) -> None:
         assert self.stations is not None
-        self.publish_retained(f"{self.root}/stations/{station_id}/state", state_payload(self.stations[station_id]))
+        st = self.stations[station_id]
+        self.publish_retained(
+            f"{self.root}/stations/{station_id}/state", station_payload(st.id, st.step, st.biz_step, st.since)
+        )
+
+    def _printer_state(self, printer: str, state: dict[str, Any]) -> None:
+        station = next((p.station for p in self.settings.printers if p.id == printer), None)
+        self.publish_retained(f"{self.root}/printers/{printer}/state", printer_payload(printer, state, station=station))
+
+    def _job_event(self, printer: str, job: dict[str, Any]) -> None:
+        if self.link is not None and self.link.connected:
+            self.link.publish(f"{self.root}/printers/{printer}/jobs", json_bytes(job_payload(printer, job)))
 
     def publish_retained(self, topic: str, payload: Mapping[str, Any]) -> None:
         if self.link is not None and self.link.connected:
@@ -366,7 +396,8 @@ class Gateway:
         body["scanners"] = {
             sc.id: self.devices[sc.id].state if sc.id in self.devices else "unknown" for sc in s.scanners
         }
-        body["printers"] = {p.id: "unknown" for p in s.printers}  # the print path fills these in
+        printers = self.printing.printer_states() if self.printing is not None else {}
+        body["printers"] = {p.id: printers[p.id]["state"] if p.id in printers else "unknown" for p in s.printers}
         if self.outbox is not None:
             st = self.outbox.stats()
             body["outbox"] = {
@@ -380,8 +411,6 @@ class Gateway:
                 "refused": st.refused,
             }
         body["alarms"] = [{"alarm": k, "detail": v} for k, v in sorted(self.alarms.items())]
-        for extra in self.status_extras:
-            extra(body)
         return body
 
     def publish_status(self) -> None:
@@ -406,8 +435,62 @@ class Gateway:
         for device, info in list(self.devices.items()):
             if info.reported:
                 self._publish_device(device)
-        for hook in self.on_connected_hooks:
-            hook()
+        if self.printing is not None:
+            for printer, state in self.printing.printer_states().items():
+                self._printer_state(printer, state)
+
+    # -- requests --------------------------------------------------------------------
+
+    def _publish_response(self, topic: str, payload: bytes, correlation_data: bytes | None) -> None:
+        if self.link is not None:
+            self.link.publish(topic, payload, correlation_data=correlation_data)
+
+    def _request_station_step(self, body: dict[str, Any]) -> dict[str, Any]:
+        check_fields(body, {"station", "step"})
+        station = body.get("station")
+        step = body.get("step")
+        assert self.stations is not None
+        if not isinstance(station, str) or station not in self.stations:
+            known = ", ".join(st.id for st in self.stations.all())
+            raise PayloadError(f"station must be one of {known}, got {station!r}")
+        if step not in STEPS:
+            raise PayloadError(f"step must be one of {', '.join(STEPS)}, got {step!r}")
+        state = self.stations.set_step(station, step)
+        log.info("station %s: step set to %s by request", station, step)
+        self.publish_station(station)
+        return station_payload(state.id, state.step, state.biz_step, state.since)
+
+    def _request_health(self, body: dict[str, Any]) -> dict[str, Any]:
+        check_fields(body, set())
+        status = self.status_payload("online")
+        c = self.counters
+        status["counters"] = {
+            "reads": dict(c.reads),
+            "captured": c.captured,
+            "suppressed_repeats": c.suppressed,
+            "refused": c.refused,
+            "step_commands": c.step_commands,
+        }
+        if self.publisher is not None:
+            status["counters"].update(
+                published=self.publisher.published,
+                delivered=self.publisher.delivered,
+                rejected=self.publisher.rejected,
+                inflight=self.publisher.inflight,
+            )
+        if self.link is not None:
+            status["mqtt"] = {
+                "connected": self.link.connected,
+                "broker": str(self.link.broker) if self.link.broker else None,
+                "last_error": self.link.last_error,
+            }
+        status["devices"] = {d: {"state": i.state, "detail": i.detail} for d, i in sorted(self.devices.items())}
+        return status
+
+    def _request_rebirth(self, body: dict[str, Any]) -> dict[str, Any]:
+        check_fields(body, set())
+        self.rebirth()
+        return {"republished": True}
 
     # -- MQTT callbacks --------------------------------------------------------------
 
@@ -432,11 +515,9 @@ class Gateway:
             self._set_alarm("outbox_full", None)
 
     def _on_message(self, msg: Message) -> None:
-        from gatewayd.delivery.requests import handle_request
-
         if self.outbox is None:
             return  # shutting down: too late to act on a request
-        handle_request(self, msg)
+        self.requests.handle(msg)
 
     # -- periodic work ---------------------------------------------------------------
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
-import os
 import signal
 import sys
 import time
@@ -18,6 +16,7 @@ from typing import Any
 from gatewayd import __version__
 from gatewayd.config import STEPS, Settings, default_config_path, load
 from gatewayd.errors import ConfigError
+from gatewayd.logging_setup import setup_logging
 
 __all__ = ["main"]
 
@@ -44,14 +43,6 @@ def _print_problems(exc: ConfigError, path: Path | None) -> None:
     print(f"gatewayd: {len(exc.problems)} problem(s){where}:", file=sys.stderr)
     for problem in exc.problems:
         print(f"  {problem}", file=sys.stderr)
-
-
-def setup_logging(level: str = "info") -> None:
-    # Under systemd the journal adds time and unit; elsewhere show the time ourselves.
-    under_journal = bool(os.environ.get("JOURNAL_STREAM"))
-    fmt = "%(levelname)s %(name)s: %(message)s" if under_journal else "%(asctime)s %(levelname)s %(name)s: %(message)s"
-    logging.basicConfig(level=getattr(logging, level.upper()), format=fmt, stream=sys.stderr, force=True)
-    logging.getLogger("asyncio").setLevel(logging.WARNING)
 
 
 # -- run ---------------------------------------------------------------------------------

@@ -88,7 +88,6 @@ class Outbox:
         self._depth = 0
         self._depth_bytes = 0
         self._refused = 0
-        self._full_logged = False
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -253,8 +252,6 @@ class Outbox:
                 self.db.execute("PRAGMA synchronous=FULL")
         self._depth -= changed
         self._depth_bytes -= freed
-        if self._full_logged and not self.full:
-            self._full_logged = False
         return changed
 
     def _mark(self, batch: list[int], now: float) -> tuple[int, int]:

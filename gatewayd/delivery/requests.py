@@ -1,139 +1,151 @@
 """Requests on ``P/request/{command}``, answered on ``P/response/{command}``.
 
-Every request gets exactly one response: ``{"status": "ok", "data": ...}`` or
+:class:`Requests` routes a request to the handler registered for its command. Every
+request gets exactly one response: ``{"status": "ok", "data": ...}`` or
 ``{"status": "error", "error": "..."}``, echoing ``transaction``. With MQTT 5 the
 request's response topic and correlation data are honoured. Nothing a request carries
-can crash the gateway: it is bounded, parsed and checked before anything acts on it.
+can crash the gateway: it is bounded, parsed and checked before any handler sees it.
+
+Handlers know nothing of MQTT: one takes the request's JSON object and returns the
+response data, or an awaitable of it, or raises :class:`PayloadError` with the message
+the requester reads. The daemon registers the built-in commands; a part that owns a
+command (printing, feedback) hands its handlers to the daemon, which registers them here
+and unregisters them when the part stops.
 """
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import json
 import logging
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
-from gatewayd.config import STEPS
 from gatewayd.delivery.mqtt_link import Message
 from gatewayd.errors import PayloadError
+from gatewayd.payloads import json_bytes, response_payload
 
-if TYPE_CHECKING:
-    from gatewayd.daemon import Gateway
-
-__all__ = ["handle_request", "respond"]
+__all__ = ["Handler", "Requests", "check_fields", "int_field"]
 
 log = logging.getLogger("gatewayd.commands")
 
 MAX_TRANSACTION = 128
-REPLAY_MAX_EVENTS = 100_000
-REPLAY_CHUNK = 200
+
+Handler = Callable[[dict[str, Any]], Any]
+"""Takes the request object; returns the response data or an awaitable of it."""
+
+Publish = Callable[[str, bytes, bytes | None], None]
+"""Sends ``(topic, payload, correlation_data)`` at QoS 1."""
+
+Spawn = Callable[[Coroutine[Any, Any, None], str], None]
+"""Runs a coroutine as a named background task that the daemon cancels on stop."""
 
 
-def handle_request(gw: Gateway, msg: Message) -> None:
-    prefix = f"{gw.root}/request/"
-    if not msg.topic.startswith(prefix):
-        return
-    command = msg.topic[len(prefix) :]
-    transaction: str | None = None
-    try:
-        if len(msg.payload) > gw.settings.mqtt.max_payload_bytes:
+class Requests:
+    """The command table and the request → response path."""
+
+    def __init__(self, *, root: str, max_payload_bytes: int, publish: Publish, spawn: Spawn) -> None:
+        self.root = root
+        self.max_payload_bytes = max_payload_bytes
+        self._publish = publish
+        self._spawn = spawn
+        self._handlers: dict[str, Handler] = {}
+        self._unavailable: dict[str, str] = {}
+
+    def register(self, command: str, handler: Handler) -> Callable[[], None]:
+        """Route ``command`` to ``handler``; returns the function that removes it again."""
+        if command in self._handlers:
+            raise ValueError(f"command {command!r} is registered twice")
+        self._handlers[command] = handler
+
+        def unregister() -> None:
+            if self._handlers.get(command) is handler:
+                del self._handlers[command]
+
+        return unregister
+
+    def explain(self, command: str, reason: str) -> None:
+        """Answer ``command`` with ``reason`` while no handler is registered for it."""
+        self._unavailable[command] = reason
+
+    def commands(self) -> list[str]:
+        return sorted(self._handlers)
+
+    def handle(self, msg: Message) -> None:
+        prefix = f"{self.root}/request/"
+        if not msg.topic.startswith(prefix):
+            return
+        command = msg.topic[len(prefix) :]
+        transaction: str | None = None
+        try:
+            body = self._parse(msg.payload)
+            raw_tx = body.get("transaction")
+            if raw_tx is not None:
+                if not isinstance(raw_tx, str) or len(raw_tx) > MAX_TRANSACTION:
+                    raise PayloadError(f"transaction must be a string of at most {MAX_TRANSACTION} characters")
+                transaction = raw_tx
+            result = self._handler(command)(body)
+            if inspect.isawaitable(result):
+                self._spawn(self._finish(msg, command, transaction, result), f"gatewayd[request {command}]")
+                return
+            self._respond(msg, command, transaction, data=result)
+        except PayloadError as exc:
+            log.info("request %s refused: %s", command, exc)
+            self._respond(msg, command, transaction, error=str(exc))
+        except Exception as exc:
+            log.exception("request %s failed", command)
+            self._respond(msg, command, transaction, error=f"internal error: {exc}")
+
+    def _parse(self, payload: bytes) -> dict[str, Any]:
+        if len(payload) > self.max_payload_bytes:
             raise PayloadError(
-                f"request of {len(msg.payload)} bytes is larger than the limit of "
-                f"{gw.settings.mqtt.max_payload_bytes} bytes"
+                f"request of {len(payload)} bytes is larger than the limit of {self.max_payload_bytes} bytes"
             )
         try:
-            body = json.loads(msg.payload.decode("utf-8")) if msg.payload.strip() else {}
+            body = json.loads(payload.decode("utf-8")) if payload.strip() else {}
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise PayloadError(f"request is not valid UTF-8 JSON ({exc})") from None
         if not isinstance(body, dict):
             raise PayloadError(f"request must be a JSON object, got {type(body).__name__}")
-        raw_tx = body.get("transaction")
-        if raw_tx is not None:
-            if not isinstance(raw_tx, str) or len(raw_tx) > MAX_TRANSACTION:
-                raise PayloadError(f"transaction must be a string of at most {MAX_TRANSACTION} characters")
-            transaction = raw_tx
-        handler = _handler(gw, command)
-        result = handler(body)
-        if inspect.isawaitable(result):
-            gw.background(_finish(gw, msg, command, transaction, result), f"gatewayd[request {command}]")
-            return
-        respond(gw, msg, command, transaction, data=result)
-    except PayloadError as exc:
-        log.info("request %s refused: %s", command, exc)
-        respond(gw, msg, command, transaction, error=str(exc))
-    except Exception as exc:
-        log.exception("request %s failed", command)
-        respond(gw, msg, command, transaction, error=f"internal error: {exc}")
+        return body
+
+    def _handler(self, command: str) -> Handler:
+        if command in self._handlers:
+            return self._handlers[command]
+        if command in self._unavailable:
+            raise PayloadError(f"{command}: {self._unavailable[command]}")
+        raise PayloadError(f"unknown command {command!r}; known: {', '.join(self.commands())}")
+
+    async def _finish(self, msg: Message, command: str, transaction: str | None, result: Awaitable[Any]) -> None:
+        try:
+            data = await result
+        except PayloadError as exc:
+            self._respond(msg, command, transaction, error=str(exc))
+        except Exception as exc:
+            log.exception("request %s failed", command)
+            self._respond(msg, command, transaction, error=f"internal error: {exc}")
+        else:
+            self._respond(msg, command, transaction, data=data)
+
+    def _respond(
+        self, msg: Message, command: str, transaction: str | None, *, data: Any = None, error: str | None = None
+    ) -> None:
+        topic = msg.response_topic or f"{self.root}/response/{command}"
+        if "#" in topic or "+" in topic:
+            topic = f"{self.root}/response/{command}"
+        body = response_payload(command, transaction, data=data, error=error)
+        self._publish(topic, json_bytes(body), msg.correlation_data)
 
 
-async def _finish(gw: Gateway, msg: Message, command: str, transaction: str | None, result: Any) -> None:
-    try:
-        data = await result
-    except PayloadError as exc:
-        respond(gw, msg, command, transaction, error=str(exc))
-    except Exception as exc:
-        log.exception("request %s failed", command)
-        respond(gw, msg, command, transaction, error=f"internal error: {exc}")
-    else:
-        respond(gw, msg, command, transaction, data=data)
-
-
-def respond(
-    gw: Gateway,
-    msg: Message,
-    command: str,
-    transaction: str | None,
-    *,
-    data: Any = None,
-    error: str | None = None,
-) -> None:
-    from gatewayd.daemon import json_bytes
-
-    body: dict[str, Any] = {"schema": "gatewayd.response/1", "command": command}
-    if error is None:
-        body["status"] = "ok"
-        if data is not None:
-            body["data"] = data
-    else:
-        body["status"] = "error"
-        body["error"] = error
-    if transaction is not None:
-        body["transaction"] = transaction
-    topic = msg.response_topic or f"{gw.root}/response/{command}"
-    if "#" in topic or "+" in topic:
-        topic = f"{gw.root}/response/{command}"
-    if gw.link is not None:
-        gw.link.publish(topic, json_bytes(body), correlation_data=msg.correlation_data)
-
-
-def _handler(gw: Gateway, command: str) -> Callable[[dict[str, Any]], Any]:
-    builtin: dict[str, Callable[[Gateway, dict[str, Any]], Any]] = {
-        "station/step": _station_step,
-        "replay": _replay,
-        "health": _health,
-        "rebirth": _rebirth,
-        "feedback": _feedback,
-    }
-    if command in gw.commands:
-        return gw.commands[command]
-    if command in ("print", "print/status"):
-        raise PayloadError(f"{command}: no printers are configured on this gateway")
-    if command in builtin:
-        fn = builtin[command]
-        return lambda body: fn(gw, body)
-    known = sorted([*builtin, *gw.commands])
-    raise PayloadError(f"unknown command {command!r}; known: {', '.join(known)}")
-
-
-def _fields(body: dict[str, Any], allowed: set[str]) -> None:
+def check_fields(body: dict[str, Any], allowed: set[str]) -> None:
+    """Refuse fields a command does not take (``transaction`` is always allowed)."""
     extra = sorted(set(body) - allowed - {"transaction"})
     if extra:
         raise PayloadError(f"unknown field(s) {', '.join(map(repr, extra))}; expected {', '.join(sorted(allowed))}")
 
 
-def _int_field(body: dict[str, Any], name: str, *, default: int | None = None, minimum: int = 0) -> int:
+def int_field(body: dict[str, Any], name: str, *, default: int | None = None, minimum: int = 0) -> int:
+    """``body[name]`` as a whole number of at least ``minimum``."""
     value = body.get(name, default)
     if value is None:
         raise PayloadError(f"{name} is required")
@@ -142,107 +154,3 @@ def _int_field(body: dict[str, Any], name: str, *, default: int | None = None, m
     if value < minimum:
         raise PayloadError(f"{name} must be at least {minimum}, got {value}")
     return value
-
-
-def _station_step(gw: Gateway, body: dict[str, Any]) -> dict[str, Any]:
-    _fields(body, {"station", "step"})
-    station = body.get("station")
-    step = body.get("step")
-    assert gw.stations is not None
-    if not isinstance(station, str) or station not in gw.stations:
-        known = ", ".join(st.id for st in gw.stations.all())
-        raise PayloadError(f"station must be one of {known}, got {station!r}")
-    if step not in STEPS:
-        raise PayloadError(f"step must be one of {', '.join(STEPS)}, got {step!r}")
-    state = gw.stations.set_step(station, step)
-    log.info("station %s: step set to %s by request", station, step)
-    gw.publish_station(station)
-    from gatewayd.reads.stations import state_payload
-
-    return state_payload(state)
-
-
-def _health(gw: Gateway, body: dict[str, Any]) -> dict[str, Any]:
-    _fields(body, set())
-    status = gw.status_payload("online")
-    c = gw.counters
-    status["counters"] = {
-        "reads": dict(c.reads),
-        "captured": c.captured,
-        "suppressed_repeats": c.suppressed,
-        "refused": c.refused,
-        "step_commands": c.step_commands,
-    }
-    if gw.publisher is not None:
-        status["counters"].update(
-            published=gw.publisher.published,
-            delivered=gw.publisher.delivered,
-            rejected=gw.publisher.rejected,
-            inflight=gw.publisher.inflight,
-        )
-    if gw.link is not None:
-        status["mqtt"] = {
-            "connected": gw.link.connected,
-            "broker": str(gw.link.broker) if gw.link.broker else None,
-            "last_error": gw.link.last_error,
-        }
-    status["devices"] = {d: {"state": i.state, "detail": i.detail} for d, i in sorted(gw.devices.items())}
-    return status
-
-
-def _rebirth(gw: Gateway, body: dict[str, Any]) -> dict[str, Any]:
-    _fields(body, set())
-    gw.rebirth()
-    return {"republished": True}
-
-
-def _feedback(gw: Gateway, body: dict[str, Any]) -> None:
-    raise PayloadError("feedback: this gateway has no feedback output (display, light or beeper) configured")
-
-
-def _replay(gw: Gateway, body: dict[str, Any]) -> Any:
-    _fields(body, {"from_seq", "to_seq"})
-    assert gw.outbox is not None
-    last = gw.outbox.last_seq
-    start = _int_field(body, "from_seq", minimum=1)
-    end = _int_field(body, "to_seq", default=last, minimum=1)
-    if end < start:
-        raise PayloadError(f"to_seq ({end}) must not be smaller than from_seq ({start})")
-    if start > last:
-        raise PayloadError(f"from_seq {start} is beyond the last captured seq {last}")
-    end = min(end, last)
-    if end - start + 1 > REPLAY_MAX_EVENTS:
-        raise PayloadError(f"at most {REPLAY_MAX_EVENTS} events per replay request, asked for {end - start + 1}")
-    stats = gw.outbox.stats()
-    first = stats.first_retained_seq or (last + 1)
-    available_from = max(start, first)
-    count = max(0, end - available_from + 1)
-    data: dict[str, Any] = {"from_seq": start, "to_seq": end, "count": count}
-    if start < first:
-        data["unavailable"] = {
-            "from_seq": start,
-            "to_seq": min(end, first - 1),
-            "reason": "older than the outbox retention period",
-        }
-    if count:
-        gw.background(_replay_events(gw, available_from, end), "gatewayd[request replay].publish")
-    return data
-
-
-async def _replay_events(gw: Gateway, start: int, end: int) -> None:
-    assert gw.outbox is not None and gw.link is not None
-    cursor = start
-    sent = 0
-    while cursor <= end:
-        events = gw.outbox.history(from_seq=cursor, to_seq=end, limit=REPLAY_CHUNK)
-        if not events:
-            break
-        # Wait for room so live events and responses are not stuck behind the replay.
-        while not gw.link.connected or gw.link.inflight() > gw.settings.outbox.inflight:
-            await asyncio.sleep(0.01)
-        for ev in events:
-            gw.link.publish(ev.topic, ev.payload, user_properties=[("replay", "1")])
-            sent += 1
-        cursor = events[-1].seq + 1
-        await asyncio.sleep(0)
-    log.info("replay: re-published %d event(s) from seq %d to %d", sent, start, end)

@@ -25,9 +25,11 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from gatewayd.config import load
+from gatewayd.daemon import Gateway
 from gatewayd.demo.local_broker import LocalBroker
 from gatewayd.demo.virtual_printer import VirtualZebra
 from gatewayd.errors import ConfigError
+from gatewayd.logging_setup import setup_logging
 
 __all__ = ["demo_dir", "run_demo"]
 
@@ -128,8 +130,6 @@ class WmsView:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from gatewayd.cli.main import setup_logging
-
     if args.speed <= 0:
         raise ConfigError([f"--speed: expected a positive number, got {args.speed}"])
     out: Path = args.out.resolve()
@@ -155,8 +155,6 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 async def _demo(args: argparse.Namespace, out: Path, broker: LocalBroker) -> int:
-    from gatewayd.daemon import Gateway
-
     source = demo_dir()
     replay_dir = out / "replay"
     replay_dir.mkdir(exist_ok=True)

@@ -16,7 +16,7 @@ import asyncio
 import datetime
 import logging
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from gatewayd.config import PrinterSettings, Settings
 from gatewayd.errors import ConfigError, PayloadError
@@ -28,9 +28,6 @@ from gatewayd.printing.lots import MAX_SEQ, format_lot, validate_supplier
 from gatewayd.printing.zpl import render_zpl
 from gatewayd.printing.zpl_filter import filter_raw_zpl
 from gatewayd_drivers.printer_transport import open_transport
-
-if TYPE_CHECKING:
-    from gatewayd.daemon import Gateway
 
 __all__ = ["PrintRequest", "PrintService", "build_job", "parse_print_request"]
 
@@ -204,15 +201,26 @@ def build_job(
 
 
 class PrintService:
-    """Owns the job queue, the templates and the lot sequences for a running gateway."""
+    """Owns the job queue, the templates and the lot sequences for a running gateway.
 
-    def __init__(self, gw: Gateway) -> None:
-        self.gw = gw
-        self.settings = gw.settings
-        self.library = TemplateLibrary.load(user_dir=self.settings.labels.templates_dir)
+    It knows nothing of MQTT or of the daemon: it reports job events and printer states
+    through the two callbacks it is given, and offers its request handlers through
+    :meth:`handlers` for the daemon to register.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        on_job_event: Callable[[str, dict[str, Any]], None],
+        on_printer_state: Callable[[str, dict[str, Any]], None],
+    ) -> None:
+        self.settings = settings
+        self.library = TemplateLibrary.load(user_dir=settings.labels.templates_dir)
         self.jobs: PrintJobs | None = None
         self.lots: LotSequence | None = None
-        self.states: dict[str, dict[str, Any]] = {}
+        self._on_job_event = on_job_event
+        self._on_printer_state = on_printer_state
         self._lock = asyncio.Lock()
 
     async def start(self) -> None:
@@ -233,7 +241,6 @@ class PrintService:
                 status_interval=p.status_interval_s,
                 query_timeout=min(3.0, p.timeout_s),
             )
-            self.states[p.id] = {"state": "unknown", "detail": "not checked yet", "since": None}
         if problems:
             raise ConfigError(problems)
         self.lots = LotSequence(state_dir / "lots.sqlite3")
@@ -244,10 +251,18 @@ class PrintService:
             on_printer_state=self._printer_state,
         )
         await self.jobs.__aenter__()
-        self.gw.commands["print"] = self.handle
-        self.gw.commands["print/status"] = self.handle_status
-        self.gw.on_connected_hooks.append(self._republish)
-        self.gw.status_extras.append(self._status_extra)
+
+    def handlers(self) -> dict[str, Callable[[dict[str, Any]], Any]]:
+        """The request commands this service answers."""
+        return {"print": self.handle, "print/status": self.handle_status}
+
+    def printer_states(self) -> dict[str, dict[str, Any]]:
+        """Every printer's last ``{"state", "detail", "since"}``, ``unknown`` before its first check."""
+        states = {}
+        for p in self.settings.printers:
+            state = self.jobs.printer_state(p.id) if self.jobs is not None else None
+            states[p.id] = state or {"state": "unknown", "detail": "not checked yet", "since": None}
+        return states
 
     async def stop(self) -> None:
         if self.jobs is not None:
@@ -317,34 +332,15 @@ class PrintService:
     # -- events ----------------------------------------------------------------------
 
     def _job_event(self, printer: str, payload: dict[str, Any]) -> None:
-        body = {"schema": "gatewayd.job/1", "printer": printer, **payload}
         if payload["state"] in ("held", "failed"):
             log.warning(
                 "print job %s on %s: %s (%s)", payload["job_id"], printer, payload["state"], payload.get("reason")
             )
         elif payload["state"] == "done":
             log.info("print job %s on %s: done, %d label(s)", payload["job_id"], printer, payload["printed"])
-        if self.gw.link is not None and self.gw.link.connected:
-            from gatewayd.daemon import json_bytes
-
-            self.gw.link.publish(f"{self.gw.root}/printers/{printer}/jobs", json_bytes(body))
+        self._on_job_event(printer, payload)
 
     def _printer_state(self, printer: str, payload: dict[str, Any]) -> None:
-        self.states[printer] = payload
         level = logging.INFO if payload["state"] == "ready" else logging.WARNING
         log.log(level, "printer %s: %s (%s)", printer, payload["state"], payload["detail"])
-        self._publish_state(printer)
-
-    def _publish_state(self, printer: str) -> None:
-        st = self.states[printer]
-        self.gw.publish_retained(
-            f"{self.gw.root}/printers/{printer}/state",
-            {"schema": "gatewayd.printer/1", "printer": printer, **st},
-        )
-
-    def _republish(self) -> None:
-        for printer in self.states:
-            self._publish_state(printer)
-
-    def _status_extra(self, body: dict[str, Any]) -> None:
-        body["printers"] = {p: st["state"] for p, st in self.states.items()}
+        self._on_printer_state(printer, payload)

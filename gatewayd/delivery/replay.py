@@ -1,0 +1,79 @@
+"""``request/replay {"from_seq", "to_seq"}``: re-publish retained history.
+
+A WMS that finds a gap in ``seq`` asks for the range again. Replayed events are the
+stored payloads, byte for byte (same ``event_id`` and ``seq``), marked with the MQTT 5
+user property ``replay=1``. They go out in chunks that wait for room in the in-flight
+window, so live events and responses are never stuck behind a replay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from gatewayd.delivery.mqtt_link import MqttLink
+from gatewayd.delivery.outbox import Outbox
+from gatewayd.delivery.requests import Spawn, check_fields, int_field
+from gatewayd.errors import PayloadError
+
+__all__ = ["Replay"]
+
+log = logging.getLogger("gatewayd.commands")
+
+REPLAY_MAX_EVENTS = 100_000
+REPLAY_CHUNK = 200
+
+
+class Replay:
+    """The ``replay`` command over one outbox and link."""
+
+    def __init__(self, *, outbox: Outbox, link: MqttLink, inflight_limit: int, spawn: Spawn) -> None:
+        self.outbox = outbox
+        self.link = link
+        self.inflight_limit = inflight_limit
+        self._spawn = spawn
+
+    def handle(self, body: dict[str, Any]) -> dict[str, Any]:
+        check_fields(body, {"from_seq", "to_seq"})
+        last = self.outbox.last_seq
+        start = int_field(body, "from_seq", minimum=1)
+        end = int_field(body, "to_seq", default=last, minimum=1)
+        if end < start:
+            raise PayloadError(f"to_seq ({end}) must not be smaller than from_seq ({start})")
+        if start > last:
+            raise PayloadError(f"from_seq {start} is beyond the last captured seq {last}")
+        end = min(end, last)
+        if end - start + 1 > REPLAY_MAX_EVENTS:
+            raise PayloadError(f"at most {REPLAY_MAX_EVENTS} events per replay request, asked for {end - start + 1}")
+        stats = self.outbox.stats()
+        first = stats.first_retained_seq or (last + 1)
+        available_from = max(start, first)
+        count = max(0, end - available_from + 1)
+        data: dict[str, Any] = {"from_seq": start, "to_seq": end, "count": count}
+        if start < first:
+            data["unavailable"] = {
+                "from_seq": start,
+                "to_seq": min(end, first - 1),
+                "reason": "older than the outbox retention period",
+            }
+        if count:
+            self._spawn(self._publish(available_from, end), "gatewayd[request replay].publish")
+        return data
+
+    async def _publish(self, start: int, end: int) -> None:
+        cursor = start
+        sent = 0
+        while cursor <= end:
+            events = self.outbox.history(from_seq=cursor, to_seq=end, limit=REPLAY_CHUNK)
+            if not events:
+                break
+            # Wait for room so live events and responses are not stuck behind the replay.
+            while not self.link.connected or self.link.inflight() > self.inflight_limit:
+                await asyncio.sleep(0.01)
+            for ev in events:
+                self.link.publish(ev.topic, ev.payload, user_properties=[("replay", "1")])
+                sent += 1
+            cursor = events[-1].seq + 1
+            await asyncio.sleep(0)
+        log.info("replay: re-published %d event(s) from seq %d to %d", sent, start, end)

@@ -1,0 +1,76 @@
+"""The JSON that leaves the gateway: one encoder and a builder per payload shape.
+
+A leaf module: it imports nothing of gatewayd but the clock, so every part (the daemon,
+requests, printing) builds its payloads here and none has to import another to do so.
+Every payload carries ``"schema": "<name>/<major>"``; times are RFC 3339 UTC with
+milliseconds. The scan event itself is built by :mod:`gatewayd.reads.scan_event`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from gatewayd.clock import rfc3339
+
+__all__ = [
+    "device_payload",
+    "job_payload",
+    "json_bytes",
+    "printer_payload",
+    "response_payload",
+    "station_payload",
+]
+
+
+def json_bytes(value: Mapping[str, Any]) -> bytes:
+    """Compact UTF-8 JSON, as every payload is published."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def device_payload(device: str, state: str, detail: str, since: float) -> dict[str, Any]:
+    """``P/devices/{device}/state`` (retained)."""
+    return {"schema": "gatewayd.device/1", "device": device, "state": state, "detail": detail, "since": rfc3339(since)}
+
+
+def station_payload(station: str, step: str, biz_step: str, since: float) -> dict[str, Any]:
+    """``P/stations/{station}/state`` (retained), and the answer to ``request/station/step``."""
+    return {
+        "schema": "gatewayd.station/1",
+        "station": station,
+        "step": step,
+        "biz_step": biz_step,
+        "since": rfc3339(since),
+    }
+
+
+def printer_payload(printer: str, state: Mapping[str, Any], *, station: str | None = None) -> dict[str, Any]:
+    """``P/printers/{printer}/state`` (retained): ``state`` holds state, detail and since."""
+    body: dict[str, Any] = {"schema": "gatewayd.printer/1", "printer": printer}
+    if station is not None:
+        body["station"] = station
+    body.update(state)
+    return body
+
+
+def job_payload(printer: str, job: Mapping[str, Any]) -> dict[str, Any]:
+    """``P/printers/{printer}/jobs``: one job's state change."""
+    return {"schema": "gatewayd.job/1", "printer": printer, **job}
+
+
+def response_payload(
+    command: str, transaction: str | None, *, data: Any = None, error: str | None = None
+) -> dict[str, Any]:
+    """``P/response/{command}``: ``status`` ok with ``data``, or error with ``error``."""
+    body: dict[str, Any] = {"schema": "gatewayd.response/1", "command": command}
+    if error is None:
+        body["status"] = "ok"
+        if data is not None:
+            body["data"] = data
+    else:
+        body["status"] = "error"
+        body["error"] = error
+    if transaction is not None:
+        body["transaction"] = transaction
+    return body
