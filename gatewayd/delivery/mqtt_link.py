@@ -30,6 +30,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from gatewayd.config import BrokerUrl, MqttSettings
+from gatewayd.delivery.paho_adapter import PahoClient, inflight_count, use_tls
 from gatewayd.errors import ConfigError
 from gatewayd_drivers.backoff import Backoff
 
@@ -54,38 +55,6 @@ class Message:
         self.correlation_data = correlation_data
 
 
-class _Client(paho.Client):
-    """paho's client, keeping the last socket error it swallows.
-
-    paho turns a failed read or write into a bare "connection lost"; the error itself
-    (a reset, or the TLS alert of a broker refusing our client certificate) is what a
-    user needs to read in the log.
-    """
-
-    socket_error: OSError | None = None
-
-    def _sock_recv(self, bufsize: int) -> bytes:
-        try:
-            data = super()._sock_recv(bufsize)
-        except BlockingIOError:
-            raise
-        except OSError as exc:
-            self.socket_error = exc
-            raise
-        if not data:
-            self.socket_error = self.socket_error or ConnectionResetError(0, "the broker closed the connection")
-        return data
-
-    def _sock_send(self, buf: bytes | bytearray) -> int:
-        try:
-            return super()._sock_send(buf)
-        except BlockingIOError:
-            raise
-        except OSError as exc:
-            self.socket_error = exc
-            raise
-
-
 class MqttLink:
     """One logical MQTT session over a list of brokers.
 
@@ -102,7 +71,6 @@ class MqttLink:
         will_payload: bytes,
         subscriptions: list[str],
         on_connected: Callable[[], None] = lambda: None,
-        on_disconnected: Callable[[], None] = lambda: None,
         on_ack: Callable[[int, bool, str], None] = lambda mid, ok, reason: None,
         on_message: Callable[[Message], None] = lambda msg: None,
         max_inflight: int = 200,
@@ -111,7 +79,6 @@ class MqttLink:
         self.client_id = client_id
         self._subscriptions = subscriptions
         self._on_connected = on_connected
-        self._on_disconnected = on_disconnected
         self._on_ack = on_ack
         self._on_message = on_message
         self.v5 = settings.protocol == 5
@@ -130,7 +97,7 @@ class MqttLink:
         self._closing = False
         self._sock: socket.socket | None = None
 
-        client = _Client(
+        client = PahoClient(
             CallbackAPIVersion.VERSION2,
             client_id=client_id,
             protocol=MQTTProtocolVersion.MQTTv5 if self.v5 else MQTTProtocolVersion.MQTTv311,
@@ -234,7 +201,7 @@ class MqttLink:
         return int(info.mid)
 
     def inflight(self) -> int:
-        return len(self.client._out_messages)  # paho exposes no public count
+        return inflight_count(self.client)
 
     # -- connection supervision ------------------------------------------------------
 
@@ -286,7 +253,7 @@ class MqttLink:
         if self._tls:
             # One client serves the whole broker list; paho has no per-connect TLS switch,
             # so a list mixing mqtt:// and mqtts:// flips its flag before each attempt.
-            self.client._ssl = broker.tls
+            use_tls(self.client, broker.tls)
         log.debug("mqtt: connecting to %s", broker)
         try:
             rc = await asyncio.to_thread(
@@ -398,7 +365,6 @@ class MqttLink:
                 broker = str(self.broker) if self.broker else f"{client.host}:{client.port}"
                 detail = _describe(error) if error is not None else str(reason)
                 log.warning("mqtt: connection to %s lost (%s)", broker, detail)
-            self._on_disconnected()
         self._lost.set()
 
     def _handle_subscribe(
