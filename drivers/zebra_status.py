@@ -1,7 +1,7 @@
 """Zebra status answers, parsed: ``~HS`` (host status) and ``~HQES`` (errors and warnings).
 
 Pure functions, no I/O. ``state_of`` maps a parsed answer to the printer states of the MQTT
-contract (DESIGN.md, ``P/printers/{printer}/state``).
+contract (README "MQTT topics", ``P/printers/{printer}/state``).
 
 ``~HS`` (ZPL II Programming Guide, "~HS Host Status Return") answers three strings, each
 ``<STX>...<ETX><CR><LF>``::
@@ -18,7 +18,7 @@ contract (DESIGN.md, ``P/printers/{printer}/state``).
               front-panel password, static RAM installed
 
 String 3 carries the front-panel password: it is checked for shape and then discarded;
-it is never kept in a result, a message or a log line (DESIGN.md, Security rules).
+it is never kept in a result, a message or a log line (README "Security").
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ __all__ = ["ClockSync", "rfc3339", "uuid7"]
 
 
 def rfc3339(at: float) -> str:
-    """``2026-11-27T10:15:02.123Z``: RFC 3339, UTC, milliseconds (DESIGN "MQTT contract")."""
+    """``2026-11-27T10:15:02.123Z``: RFC 3339, UTC, milliseconds (README "MQTT topics")."""
     dt = datetime.fromtimestamp(at, tz=UTC)
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
 

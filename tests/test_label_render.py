@@ -1,4 +1,4 @@
-"""Labels rendered to images with zplkit and decoded with zxing-cpp (DESIGN testing rule)."""
+"""Labels rendered to images with zplkit and decoded with zxing-cpp (docs/ARCHITECTURE.md, "Testing")."""
 
 from __future__ import annotations
 

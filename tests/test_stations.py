@@ -8,7 +8,8 @@ import pytest
 
 from gatewayd.config import OutboxSettings, parse
 from gatewayd.delivery.outbox import Outbox
-from gatewayd.reads.stations import BIZ_STEPS, Stations, state_payload
+from gatewayd.payloads import station_payload
+from gatewayd.reads.stations import BIZ_STEPS, Stations
 
 SETTINGS = parse({
     "gateway": {"id": "gw"},
@@ -68,7 +69,7 @@ def test_step_survives_a_restart(tmp_path: Path) -> None:
         state = again["dock-03"]
         assert (state.step, state.since) == ("dispatch", 1_800_000_000.0)
         assert again["zone-a"].step == "transfer"
-        assert state_payload(state) == {
+        assert station_payload(state.id, state.step, state.biz_step, state.since) == {
             "schema": "gatewayd.station/1",
             "station": "dock-03",
             "step": "dispatch",

@@ -1,6 +1,6 @@
 """The outbox: every captured read, committed to SQLite before anything is published.
 
-DESIGN "Delivery and durability rules": a read is *captured* once its row is committed
+README "Delivery and durability": a read is *captured* once its row is committed
 (WAL, ``synchronous=FULL`` by default, so it survives ``kill -9`` and power loss). ``seq``
 is per gateway, +1 per captured read, gap-free and never reused: the next value is one
 more than the newest row, and before pruning deletes rows it is written to the ``meta``

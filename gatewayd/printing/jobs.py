@@ -1,6 +1,6 @@
 """The durable print-job queue: SQLite in ``state_dir``, one worker per printer.
 
-DESIGN.md, Delivery and durability rules 6: accepted jobs survive restarts; a job held by a
+README "Delivery and durability": accepted jobs survive restarts; a job held by a
 paper-out or head-open printer resumes by itself when the printer is ready, and never
 prints twice. How this module keeps that promise:
 

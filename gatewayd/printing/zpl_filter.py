@@ -1,8 +1,8 @@
 """Raw ZPL passthrough filter: label formats pass, printer reconfiguration is refused.
 
 Raw passthrough is off by default (``allow_raw``). When on, the ZPL is checked against an
-allow-list of label-format commands; anything else is refused by name (DESIGN.md,
-"Security rules"). The filter is deliberately stricter than a printer: every ``^`` or
+allow-list of label-format commands; anything else is refused by name (README
+"Security"). The filter is deliberately stricter than a printer: every ``^`` or
 ``~`` (and the alternate prefixes 0x1E and 0x10) starts a command, also inside field data,
 as it does on the printer unless ``^FH`` hex escapes are used (ZPL II Programming Guide,
 ^FD: field data may not contain the command prefixes).

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from gatewayd.config import STEPS, Settings, StationSettings
 from gatewayd.config.loader import Step
 
-__all__ = ["BIZ_STEPS", "StationState", "Stations", "StepCommand", "state_payload"]
+__all__ = ["BIZ_STEPS", "StationState", "Stations", "StepCommand"]
 
-# GS1 CBV 2.0 business steps (DESIGN "Step mapping to CBV").
+# GS1 CBV 2.0 business steps (README "Scan event": step mapping).
 BIZ_STEPS: dict[str, str] = {
     "receiving": "urn:epcglobal:cbv:bizstep:receiving",
     "transfer": "urn:epcglobal:cbv:bizstep:storing",
@@ -134,15 +134,3 @@ class Stations:
             self.suppressed[station_id] += 1
             return True
         return False
-
-
-def state_payload(state: StationState) -> dict[str, object]:
-    from gatewayd.clock import rfc3339
-
-    return {
-        "schema": "gatewayd.station/1",
-        "station": state.id,
-        "step": state.step,
-        "biz_step": state.biz_step,
-        "since": rfc3339(state.since),
-    }
