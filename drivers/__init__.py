@@ -12,6 +12,7 @@ optional dependency (python-evdev, pyusb) is only needed by the driver that uses
 ``evdev_scanner``      ``EvdevScanner``: USB keyboard-wedge scanners (python-evdev)
 ``hidpos_scanner``     ``HidPosScanner``: USB HID-POS scanners (hidraw, pyusb)
 ``replay_scanner``     ``ReplayScanner``: reads from a file (demo, trials)
+``raw_escapes``        the one escape grammar for raw reads written as text (``\\x1d``, ``<GS>``)
 ``printer_transport``  ``open_transport(url)``: tcp, usb, file, serial, cups
 ``zebra_status``       ``~HS`` / ``~HQES`` parsing; ``escpos_status``: DLE EOT
 =====================  ================================================================

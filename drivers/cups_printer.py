@@ -11,12 +11,12 @@ import asyncio
 import re
 
 from gatewayd_drivers.base import DeviceUnavailable
-from gatewayd_drivers.printer_transport import TransportLifecycle
+from gatewayd_drivers.transport_base import TransportLifecycle
 
-__all__ = ["CupsPrinter"]
+__all__ = ["QUEUE_NAME_RE", "CupsPrinter"]
 
 # CUPS queue names: printable characters except space, tab, '/', '\\', quote and '#'.
-_QUEUE_RE = re.compile(r"^[^\s/\\'\"#]{1,127}$")
+QUEUE_NAME_RE = re.compile(r"^[^\s/\\'\"#]{1,127}$")
 
 
 class CupsPrinter(TransportLifecycle):
@@ -26,7 +26,7 @@ class CupsPrinter(TransportLifecycle):
     """
 
     def __init__(self, *, id: str, queue: str, timeout: float = 10.0, lp: str = "lp") -> None:
-        if not _QUEUE_RE.match(queue) or queue.startswith("-"):
+        if not QUEUE_NAME_RE.match(queue) or queue.startswith("-"):
             raise ValueError(
                 f"CUPS printer {id!r}: {queue!r} is not a CUPS queue name "
                 "(printable, no spaces, '/', '\\\\', quotes or '#', not starting with '-')"

@@ -15,7 +15,7 @@ import os
 import stat
 
 from gatewayd_drivers.base import DeviceUnavailable
-from gatewayd_drivers.printer_transport import TransportLifecycle, read_answer
+from gatewayd_drivers.transport_base import TransportLifecycle, read_answer
 
 __all__ = ["FilePrinter"]
 

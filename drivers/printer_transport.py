@@ -1,298 +1,172 @@
-"""Printer transports by URL, and the byte-level plumbing they share.
+"""Printer transports by URL: the one grammar of ``[[printers]].transport``, and the factory.
 
 ``open_transport("tcp://10.0.0.50:9100", id="dock-03-zebra", timeout=10.0)`` returns an
-unopened :class:`~drivers.base.PrinterTransport`; use it as ``async with t:``. The URL
-forms are the ones ``[[printers]].transport`` accepts (see DESIGN.md, Config):
+unopened :class:`~gatewayd_drivers.base.PrinterTransport`; use it as ``async with t:``.
+The URL forms (config/gatewayd.example.toml documents them for site engineers):
 
-* ``tcp://host:port`` (raw port 9100),
+* ``tcp://host[:port]``: raw TCP; the port defaults to 9100, the raw port of Zebra and
+  most ESC/POS network printers,
 * ``usb://VID:PID`` (hex, pyusb),
 * ``file:///dev/usb/lp0`` (a device node or a plain file),
-* ``serial:///dev/ttyUSB0?baudrate=19200``,
+* ``serial:///dev/ttyUSB0[?baudrate=19200]`` (9600 baud by default),
 * ``cups://QUEUE`` (a raw CUPS queue, through ``lp``).
 
-Transport modules are imported on demand, so pyusb is only needed where a USB printer is
-configured.
-
-A status answer is read until it has the shape the request asks for (three STX...ETX
-strings for ``~HS``, one for ``~HQ..``, one byte per DLE EOT), or until the timeout: a
-silent printer yields ``b""``, which is *not* "ready".
+:func:`parse_printer_url` is the grammar: the config validates ``transport`` with it and
+:func:`open_transport` builds from it, so what ``gatewayd check`` accepts is what the
+daemon opens. Its messages follow a key path (``printers[0].transport: ...``), so they
+start in lower case.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
-from types import TracebackType
-from typing import Self
-from urllib.parse import parse_qs, unquote, urlsplit
+import re
+from dataclasses import dataclass
+from typing import TypeAlias
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
-from gatewayd_drivers.base import DeviceUnavailable, PrinterTransport
+from gatewayd_drivers.base import PrinterTransport
+from gatewayd_drivers.cups_printer import QUEUE_NAME_RE, CupsPrinter
+from gatewayd_drivers.file_printer import FilePrinter
+from gatewayd_drivers.serial_printer import DEFAULT_BAUDRATE, SerialPrinter
+from gatewayd_drivers.tcp_printer import RAW_PORT, TcpPrinter
+from gatewayd_drivers.usb_printer import UsbPrinter
 
 __all__ = [
-    "MAX_ANSWER_BYTES",
-    "StreamLink",
-    "answer_complete",
+    "URL_FORMS",
+    "CupsUrl",
+    "FileUrl",
+    "PrinterUrl",
+    "SerialUrl",
+    "TcpUrl",
+    "UsbUrl",
     "open_transport",
-    "read_answer",
+    "parse_printer_url",
 ]
 
-MAX_ANSWER_BYTES = 65536  # a status answer is a few hundred bytes; anything past this is noise
-QUIET_S = 0.2  # an answer of unknown shape ends after this much silence
-
-STX, ETX = 0x02, 0x03
-DLE_EOT = b"\x10\x04"
-
-
-def answer_complete(request: bytes, answer: bytes) -> bool | None:
-    """Whether ``answer`` is a whole answer to ``request``; ``None`` when the shape is unknown.
-
-    ZPL II Programming Guide, ``~HS``: three strings, each ``<STX>...<ETX><CR><LF>``;
-    ``~HQ`` queries: one ``<STX>...<ETX>`` block. ESC/POS ``DLE EOT n``: one status byte
-    per request. SGD ``! U1 getvar``: one double-quoted value.
-    """
-    upper = request.upper()
-    if b"~HS" in upper:
-        return answer.count(ETX) >= 3 * upper.count(b"~HS")
-    if b"~HQ" in upper:
-        return answer.count(ETX) >= upper.count(b"~HQ")
-    if DLE_EOT in request:
-        return len(answer) >= request.count(DLE_EOT)
-    if b"GETVAR" in upper:
-        return answer.count(b'"') >= 2
-    return None
+URL_FORMS = (
+    "tcp://host:port, usb://VID:PID, file:///dev/usb/lp0, serial:///dev/ttyUSB0?baudrate=19200 or cups://QUEUE"
+)
+_USB_ID_RE = re.compile(r"^([0-9a-fA-F]{4}):([0-9a-fA-F]{4})$")
 
 
-async def read_answer(
-    read: Callable[[float], Awaitable[bytes]],
-    request: bytes,
-    *,
-    timeout: float,
-    quiet: float = QUIET_S,
-) -> bytes:
-    """Collect an answer to ``request`` through ``read(wait)`` for at most ``timeout`` seconds.
+@dataclass(frozen=True, slots=True)
+class TcpUrl:
+    host: str
+    port: int = RAW_PORT
 
-    ``read(wait)`` returns what arrived within ``wait`` seconds (``b""`` if nothing) and
-    raises :class:`DeviceUnavailable` when the link is gone. Returns as soon as the answer
-    has its expected shape; an answer of unknown shape ends after ``quiet`` seconds of
-    silence. A silent printer yields ``b""``.
-    """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    answer = b""
-    while True:
-        remaining = deadline - loop.time()
-        if remaining <= 0:
-            return answer
-        shape = answer_complete(request, answer)
-        wait = min(remaining, quiet) if (shape is None and answer) else remaining
-        chunk = await read(wait)
-        if not chunk:
-            if shape is None and answer:
-                return answer
-            continue
-        answer = (answer + chunk)[:MAX_ANSWER_BYTES]
-        if answer_complete(request, answer) or len(answer) >= MAX_ANSWER_BYTES:
-            return answer
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"tcp://{host}:{self.port}"
 
 
-class TransportLifecycle:
-    """``async with transport:`` for every printer transport: entering opens nothing
-    (each connects on first use and reconnects after a failure), leaving releases what
-    is open through ``_release()``."""
+@dataclass(frozen=True, slots=True)
+class UsbUrl:
+    vid: int
+    pid: int
 
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self._release()
-
-    async def _release(self) -> None:
-        """Close whatever connection or device handle is open."""
+    def __str__(self) -> str:
+        return f"usb://{self.vid:04x}:{self.pid:04x}"
 
 
-class StreamLink(asyncio.Protocol):
-    """An asyncio protocol that buffers what the printer sends and tracks the link's health.
+@dataclass(frozen=True, slots=True)
+class FileUrl:
+    path: str
 
-    Shared by the TCP and serial transports. Writes are flushed completely before
-    :meth:`write` returns (the write buffer's high-water mark is 0), so "accepted" means
-    handed to the kernel, not parked in a user-space buffer.
-    """
-
-    def __init__(self, describe: str) -> None:
-        self.describe = describe
-        self.transport: asyncio.WriteTransport | None = None
-        self.buffer = bytearray()
-        self.lost: str | None = None
-        self._data = asyncio.Event()
-        self._writable = asyncio.Event()
-        self._writable.set()
-        self._closed = asyncio.Event()
-
-    # asyncio.Protocol
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.attach(transport)
-
-    def attach(self, transport: asyncio.BaseTransport) -> None:
-        """Take ``transport`` now (some transports call ``connection_made`` only later)."""
-        if self.transport is transport:
-            return
-        assert isinstance(transport, asyncio.WriteTransport)
-        self.transport = transport
-        transport.set_write_buffer_limits(high=0)
-
-    def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        if len(self.buffer) > MAX_ANSWER_BYTES:
-            del self.buffer[: len(self.buffer) - MAX_ANSWER_BYTES]
-        self._data.set()
-
-    def eof_received(self) -> bool | None:
-        self.lost = self.lost or "the printer closed the connection"
-        self._data.set()
-        self._writable.set()
-        return None
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.lost = self.lost or (f"connection lost ({exc})" if exc else "connection closed")
-        self._data.set()
-        self._writable.set()
-        self._closed.set()
-
-    def pause_writing(self) -> None:
-        self._writable.clear()
-
-    def resume_writing(self) -> None:
-        self._writable.set()
-
-    # use
-
-    @property
-    def usable(self) -> bool:
-        return self.lost is None and self.transport is not None
-
-    def _gone(self, doing: str) -> DeviceUnavailable:
-        return DeviceUnavailable(f"{self.describe}: {self.lost or 'not connected'} while {doing}")
-
-    async def write(self, data: bytes, *, timeout: float) -> None:
-        """Write every byte, waiting at most ``timeout`` for the device to take them."""
-        if not self.usable or self.transport is None:
-            raise self._gone(f"sending {len(data)} bytes")
-        # With a high-water mark of 0 the transport pauses us whenever anything is left
-        # unsent, and resumes us once its buffer is empty.
-        self.transport.write(data)
-        try:
-            async with asyncio.timeout(timeout):
-                await self._writable.wait()
-        except TimeoutError:
-            self.lost = f"no progress sending data for {timeout:g} s (printer stopped reading)"
-            raise self._gone(f"sending {len(data)} bytes") from None
-        if self.lost is not None:
-            raise self._gone(f"sending {len(data)} bytes")
-
-    def drop_stale(self) -> None:
-        """Forget unread input, such as a late answer to an earlier query."""
-        self.buffer.clear()
-        self._data.clear()
-
-    async def read(self, wait: float) -> bytes:
-        """What arrived within ``wait`` seconds (``b""`` if nothing)."""
-        if not self.buffer:
-            if self.lost is not None:
-                raise self._gone("waiting for an answer")
-            self._data.clear()
-            try:
-                async with asyncio.timeout(wait):
-                    await self._data.wait()
-            except TimeoutError:
-                return b""
-        if not self.buffer and self.lost is not None:
-            raise self._gone("waiting for an answer")
-        data = bytes(self.buffer)
-        self.buffer.clear()
-        return data
-
-    async def close(self, *, timeout: float) -> None:
-        transport, self.transport = self.transport, None
-        if transport is None:
-            return
-        self.lost = self.lost or "closed"
-        transport.close()
-        # Give the transport a moment to flush and report connection_lost; never hang.
-        try:
-            async with asyncio.timeout(timeout):
-                await self._closed.wait()
-        except TimeoutError:
-            transport.abort()
+    def __str__(self) -> str:
+        return f"file://{quote(self.path)}"
 
 
-def open_transport(url: str, *, id: str, timeout: float) -> PrinterTransport:
-    """Build the transport a ``[[printers]].transport`` URL names (not yet opened).
+@dataclass(frozen=True, slots=True)
+class SerialUrl:
+    port: str
+    baudrate: int = DEFAULT_BAUDRATE
 
-    Raises :class:`ValueError` naming the URL and the accepted forms when it cannot be used.
+    def __str__(self) -> str:
+        return f"serial://{quote(self.port)}?baudrate={self.baudrate}"
+
+
+@dataclass(frozen=True, slots=True)
+class CupsUrl:
+    queue: str
+
+    def __str__(self) -> str:
+        return f"cups://{quote(self.queue, safe='')}"
+
+
+# A parsed printer URL; ``str()`` gives its canonical form, defaults spelled out.
+PrinterUrl: TypeAlias = TcpUrl | UsbUrl | FileUrl | SerialUrl | CupsUrl
+
+
+def parse_printer_url(url: str) -> PrinterUrl:
+    """Parse a ``[[printers]].transport`` URL; :class:`ValueError` says what is wrong.
+
+    >>> parse_printer_url("tcp://10.0.0.50")
+    TcpUrl(host='10.0.0.50', port=9100)
     """
     parts = urlsplit(url)
     scheme = parts.scheme
-    forms = (
-        "tcp://host:port, usb://VID:PID, file:///dev/usb/lp0, "
-        "serial:///dev/ttyUSB0?baudrate=19200 or cups://QUEUE"
-    )
+    if scheme not in ("tcp", "usb", "file", "serial", "cups"):
+        raise ValueError(f"unsupported printer URL {url!r}: expected {URL_FORMS}")
+    if parts.query and scheme != "serial":
+        raise ValueError(f"unknown options {parts.query!r} in printer URL {url!r}: a {scheme} URL has none")
     if scheme == "tcp":
-        from gatewayd_drivers.tcp_printer import TcpPrinter
-
         try:
             port = parts.port
         except ValueError:
-            raise ValueError(f"Bad port in printer URL {url!r}: expected 1-65535") from None
+            raise ValueError(f"bad port in printer URL {url!r}: expected 1-65535") from None
+        if port == 0:
+            raise ValueError(f"bad port in printer URL {url!r}: expected 1-65535")
         if not parts.hostname:
-            raise ValueError(f"Missing host in printer URL {url!r}: expected tcp://host:port")
-        return TcpPrinter(id=id, host=parts.hostname, port=port or 9100, timeout=timeout)
+            raise ValueError(f"missing host in printer URL {url!r}: expected tcp://host[:port]")
+        if parts.path not in ("", "/") or parts.username is not None:
+            raise ValueError(f"expected only a host and a port in printer URL {url!r} (tcp://host[:port])")
+        return TcpUrl(parts.hostname) if port is None else TcpUrl(parts.hostname, port)
     if scheme == "usb":
-        from gatewayd_drivers.usb_printer import UsbPrinter
-
-        vid_pid = parts.netloc.split(":")
-        try:
-            vid, pid = (int(v, 16) for v in vid_pid)
-        except ValueError:
+        match = _USB_ID_RE.match(parts.netloc)
+        if match is None or parts.path:
             raise ValueError(
-                f"Bad USB id in printer URL {url!r}: expected usb://VID:PID in hex, "
-                "such as usb://0a5f:0164"
-            ) from None
-        return UsbPrinter(id=id, vid=vid, pid=pid, timeout=timeout)
-    if scheme == "file":
-        from gatewayd_drivers.file_printer import FilePrinter
-
-        path = unquote(parts.path)
-        if not path:
-            raise ValueError(f"Missing path in printer URL {url!r}: expected file:///dev/usb/lp0")
-        return FilePrinter(id=id, path=path, timeout=timeout)
-    if scheme == "serial":
-        from gatewayd_drivers.serial_printer import SerialPrinter
-
-        path = unquote(parts.path)
-        if not path:
-            raise ValueError(
-                f"Missing device in printer URL {url!r}: expected serial:///dev/ttyUSB0"
+                f"bad USB id in printer URL {url!r}: expected usb://VID:PID in hex, such as usb://0a5f:0164"
             )
-        baudrate = 9600
+        return UsbUrl(int(match[1], 16), int(match[2], 16))
+    if scheme in ("file", "serial"):
+        path = unquote(parts.path)
+        if not path:
+            raise ValueError(f"missing device path in printer URL {url!r}: expected {scheme}:///dev/...")
+        if scheme == "file":
+            return FileUrl(path)
+        baudrate = DEFAULT_BAUDRATE
         for key, values in parse_qs(parts.query).items():
-            if key != "baudrate" or not values[-1].isdigit():
-                raise ValueError(
-                    f"Bad option {key}={values[-1]!r} in printer URL {url!r}: "
-                    "expected only baudrate=<number>"
-                )
+            if key != "baudrate":
+                raise ValueError(f"unknown option {key!r} in printer URL {url!r}: expected only baudrate=<number>")
+            if not values[-1].isdigit() or int(values[-1]) == 0:
+                raise ValueError(f"baudrate must be a number in printer URL {url!r}, such as baudrate=19200")
             baudrate = int(values[-1])
-        return SerialPrinter(id=id, port=path, baudrate=baudrate, timeout=timeout)
-    if scheme == "cups":
-        from gatewayd_drivers.cups_printer import CupsPrinter
+        return SerialUrl(path, baudrate)
+    queue = unquote(parts.netloc or parts.path.strip("/"))
+    if not queue:
+        raise ValueError(f"missing queue name in printer URL {url!r}: expected cups://QUEUE")
+    if not QUEUE_NAME_RE.match(queue) or queue.startswith("-"):
+        raise ValueError(
+            f"bad queue name {queue!r} in printer URL {url!r}: expected printable characters, "
+            "no spaces, '/', '\\', quotes or '#', not starting with '-'"
+        )
+    return CupsUrl(queue)
 
-        queue = unquote(parts.netloc or parts.path.strip("/"))
-        if not queue:
-            raise ValueError(f"Missing queue in printer URL {url!r}: expected cups://QUEUE")
-        return CupsPrinter(id=id, queue=queue, timeout=timeout)
-    raise ValueError(f"Unsupported printer URL {url!r}: expected {forms}")
+
+def open_transport(url: str | PrinterUrl, *, id: str, timeout: float) -> PrinterTransport:
+    """Build the transport a ``[[printers]].transport`` URL names (not yet opened).
+
+    Raises :class:`ValueError` naming the URL and what was expected when it cannot be used.
+    """
+    parsed = parse_printer_url(url) if isinstance(url, str) else url
+    match parsed:
+        case TcpUrl(host, port):
+            return TcpPrinter(id=id, host=host, port=port, timeout=timeout)
+        case UsbUrl(vid, pid):
+            return UsbPrinter(id=id, vid=vid, pid=pid, timeout=timeout)
+        case FileUrl(path):
+            return FilePrinter(id=id, path=path, timeout=timeout)
+        case SerialUrl(port, baudrate):
+            return SerialPrinter(id=id, port=port, baudrate=baudrate, timeout=timeout)
+        case CupsUrl(queue):
+            return CupsPrinter(id=id, queue=queue, timeout=timeout)

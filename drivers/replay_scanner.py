@@ -9,11 +9,11 @@ that a text editor does not show::
     ]Q1https://id.gs1.org/01/09506000134352/10/ABC123
     ]d2\\x1d0109506000134352
 
-- Escapes (:func:`unescape`): ``\\xHH`` (one byte, two hex digits), ``\\r``, ``\\n``,
-  ``\\t``, ``\\\\``, and control characters by their ASCII name in angle brackets: ``<GS>``
-  (the GS1 group separator, 0x1D), ``<RS>``, ``<US>``, ``<FS>``, ``<EOT>``, ``<STX>``,
-  ``<ETX>``, ``<CR>``, ``<LF>``, ``<HT>``, ``<ESC>``, ``<NUL>``. Any other ``<...>`` is
-  plain text. A read that really starts with ``#`` or ``@`` writes it as ``\\x23`` / ``\\x40``.
+- Escapes are those of :mod:`gatewayd_drivers.raw_escapes`, the grammar ``gatewayd decode``
+  reads too: ``\\xHH`` (one byte, two hex digits), ``\\r``, ``\\n``, ``\\t``, ``\\\\``, and
+  control characters by their ASCII name in angle brackets: ``<GS>`` (the GS1 group
+  separator, 0x1D), ``<RS>``, ``<EOT>``... A read that really starts with ``#`` or ``@``
+  writes it as ``\\x23`` / ``\\x40``.
 - Blank lines and lines starting with ``#`` are skipped.
 - ``@delay SECONDS`` waits that long before the next read instead of ``interval``; several
   in a row add up.
@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,56 +35,17 @@ from gatewayd_drivers.background_scanner import BackgroundScanner
 from gatewayd_drivers.backoff import Backoff
 from gatewayd_drivers.base import DeviceState, RawRead, StateListener, ignore_state
 from gatewayd_drivers.framing import StateReporter, describe_os_error
+from gatewayd_drivers.raw_escapes import unescape
 
 __all__ = [
     "ReplayDelay",
     "ReplayRead",
     "ReplayScanner",
     "parse_replay",
-    "unescape",
+    "unescape",  # re-exported: the grammar lives in raw_escapes
 ]
 
 _log = logging.getLogger(__name__)
-
-_NAMED = {
-    "NUL": 0x00, "STX": 0x02, "ETX": 0x03, "EOT": 0x04, "HT": 0x09, "LF": 0x0A,
-    "CR": 0x0D, "ESC": 0x1B, "FS": 0x1C, "GS": 0x1D, "RS": 0x1E, "US": 0x1F,
-}
-_SIMPLE = {"r": b"\r", "n": b"\n", "t": b"\t", "\\": b"\\"}
-_TOKEN = re.compile(r"\\(x(?P<hex>[0-9A-Fa-f]{2})|(?P<simple>.)|$)|<(?P<name>[A-Z]{2,3})>", re.S)
-_EXPECTED = "expected \\xHH, \\r, \\n, \\t or \\\\"
-
-
-def unescape(text: str) -> bytes:
-    """The bytes a replay line stands for: ``"A<GS>B\\x1dC"`` -> ``b"A\\x1dB\\x1dC"``.
-
-    Plain text is encoded as UTF-8. Raises :class:`ValueError` for an unknown or cut-off
-    backslash escape, naming the column.
-    """
-    out = bytearray()
-    pos = 0
-    for match in _TOKEN.finditer(text):
-        out += text[pos : match.start()].encode("utf-8")
-        pos = match.end()
-        if match["hex"] is not None:
-            out.append(int(match["hex"], 16))
-        elif match["name"] is not None:
-            code = _NAMED.get(match["name"])
-            if code is None:
-                out += match.group().encode("utf-8")  # <ABC> that is no control name: text
-            else:
-                out.append(code)
-        elif match["simple"] is not None and match["simple"] in _SIMPLE:
-            out += _SIMPLE[match["simple"]]
-        else:
-            bad = text[match.start() : match.start() + 2]
-            raise ValueError(
-                f'unknown escape "{bad}" at column {match.start() + 1}; {_EXPECTED}'
-                if bad != "\\"
-                else f"a lone backslash ends the line at column {match.start() + 1}; {_EXPECTED}"
-            )
-    out += text[pos:].encode("utf-8")
-    return bytes(out)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,9 +8,11 @@ import serial
 import serial_asyncio_fast
 
 from gatewayd_drivers.base import DeviceUnavailable
-from gatewayd_drivers.printer_transport import StreamLink, TransportLifecycle, read_answer
+from gatewayd_drivers.transport_base import StreamLink, TransportLifecycle, read_answer
 
-__all__ = ["SerialPrinter"]
+__all__ = ["DEFAULT_BAUDRATE", "SerialPrinter"]
+
+DEFAULT_BAUDRATE = 9600  # the Zebra and ESC/POS factory setting
 
 
 class SerialPrinter(TransportLifecycle):
@@ -22,7 +24,7 @@ class SerialPrinter(TransportLifecycle):
     """
 
     def __init__(
-        self, *, id: str, port: str, baudrate: int = 9600, timeout: float = 10.0
+        self, *, id: str, port: str, baudrate: int = DEFAULT_BAUDRATE, timeout: float = 10.0
     ) -> None:
         if baudrate <= 0:
             raise ValueError(f"serial printer {id!r}: baudrate must be > 0, got {baudrate}")

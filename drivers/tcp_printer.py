@@ -6,9 +6,11 @@ import asyncio
 import socket
 
 from gatewayd_drivers.base import DeviceUnavailable
-from gatewayd_drivers.printer_transport import StreamLink, TransportLifecycle, read_answer
+from gatewayd_drivers.transport_base import StreamLink, TransportLifecycle, read_answer
 
-__all__ = ["TcpPrinter"]
+__all__ = ["RAW_PORT", "TcpPrinter"]
+
+RAW_PORT = 9100  # the raw printing port of Zebra and most ESC/POS network printers
 
 
 class TcpPrinter(TransportLifecycle):
@@ -23,7 +25,7 @@ class TcpPrinter(TransportLifecycle):
     :class:`DeviceUnavailable` saying so.
     """
 
-    def __init__(self, *, id: str, host: str, port: int = 9100, timeout: float = 10.0) -> None:
+    def __init__(self, *, id: str, host: str, port: int = RAW_PORT, timeout: float = 10.0) -> None:
         if not 1 <= port <= 65535:
             raise ValueError(f"TCP printer {id!r}: port {port} is outside 1-65535")
         if timeout <= 0:

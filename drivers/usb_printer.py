@@ -13,7 +13,7 @@ import asyncio
 from typing import Any
 
 from gatewayd_drivers.base import DeviceUnavailable
-from gatewayd_drivers.printer_transport import TransportLifecycle, read_answer
+from gatewayd_drivers.transport_base import TransportLifecycle, read_answer
 
 __all__ = ["UsbPrinter"]
 

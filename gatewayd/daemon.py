@@ -31,7 +31,8 @@ from gatewayd.delivery.requests import Requests, check_fields
 from gatewayd.errors import ConfigError, DeviceUnavailable, OutboxFull, PayloadError
 from gatewayd.payloads import device_payload, job_payload, json_bytes, printer_payload, station_payload
 from gatewayd.printing.service import PrintService
-from gatewayd.reads.decode import DecodeOptions, decode
+from gatewayd.reads.decode import DecodeOptions
+from gatewayd.reads.scan_event import StepCommandRead, scan_event
 from gatewayd.reads.scanners import build_scanner
 from gatewayd.reads.stations import Stations
 from gatewayd.systemd import Notifier
@@ -50,9 +51,13 @@ PRUNE_INTERVAL_S = 600.0
 class Counters:
     reads: dict[str, int] = field(default_factory=dict)  # per scanner
     captured: int = 0
-    suppressed: int = 0
     refused: int = 0
     step_commands: int = 0
+    suppressed_by_station: dict[str, int] = field(default_factory=dict)  # repeats suppressed: Stations' own count
+
+    @property
+    def suppressed(self) -> int:
+        return sum(self.suppressed_by_station.values())
 
 
 @dataclass
@@ -114,6 +119,7 @@ class Gateway:
             stack.callback(self._close_outbox, outbox)
             self.outbox = outbox
             self.stations = Stations(s, load=outbox.get_meta, save=outbox.set_meta)
+            self.counters.suppressed_by_station = self.stations.suppressed
             for sc in s.scanners:
                 self.devices[sc.id] = DeviceInfo("disconnected", "not opened yet", time.time(), reported=False)
                 self.counters.reads[sc.id] = 0
@@ -263,60 +269,40 @@ class Gateway:
         """Decode, dedupe, tag and capture one read. Runs on the loop thread."""
         assert self.stations is not None and self.outbox is not None
         self.counters.reads[sc.id] = self.counters.reads.get(sc.id, 0) + 1
-        data = read.data
-        errors = list(read.errors)
-        command = self.stations.step_command(data)
-        if command is not None and command.step is not None:
+        result = scan_event(
+            read,
+            settings=self.settings,
+            station=self.stations[sc.station],
+            scanner=sc.id,
+            clock_synced=self.clock.synced(),
+            step_command=self.stations.step_command,
+            options=self.decode_options,
+        )
+        if isinstance(result, StepCommandRead):
             self.counters.step_commands += 1
-            state = self.stations.set_step(sc.station, command.step, at=read.at)
+            state = self.stations.set_step(sc.station, result.step, at=read.at)
             log.info("station %s: step set to %s by a step command scanned on %s", sc.station, state.step, sc.id)
             self.publish_station(sc.station)
             return
-        if command is not None and command.error:
-            errors.append(command.error)
-        if not errors and self.stations.is_repeat(sc.station, data, read.monotonic):
-            self.counters.suppressed += 1
+        if result.dedupe_key is not None and self.stations.is_repeat(sc.station, result.dedupe_key, read.monotonic):
             return
-        limit = self.settings.decode.max_read_bytes
-        if len(data) > limit:
-            errors.append(f"read of {len(data)} bytes cut to the first {limit}")
-            data = data[:limit]
-        scan = decode(data, symbology=read.symbology, options=self.decode_options, driver_errors=errors)
-        station = self.stations[sc.station]
-        synced = self.clock.synced()
-
-        def build(seq: int, event_id: str) -> bytes:
-            body: dict[str, Any] = {
-                "schema": "gatewayd.scan/1",
-                "event_id": event_id,
-                "seq": seq,
-                "gateway": self.settings.gateway.id,
-            }
-            if self.settings.gateway.site:
-                body["site"] = self.settings.gateway.site
-            body.update(
-                station=station.id,
-                step=station.step,
-                biz_step=station.biz_step,
-            )
-            if station.location:
-                body["read_point"] = station.location
-            body.update(scanner=sc.id, scanned_at=rfc3339(read.at), clock_synced=synced)
-            body.update(scan.payload_fields())
-            return json_bytes(body)
-
+        station, raw = result.station.id, result.scan.raw
         try:
-            event = self.outbox.capture(topic=f"{self.root}/scans/{station.id}", build=build, at=read.at)
+            event = self.outbox.capture(
+                topic=f"{self.root}/scans/{station}",
+                build=lambda seq, event_id: json_bytes(result.body(seq, event_id)),
+                at=read.at,
+            )
         except OutboxFull as exc:
             self.counters.refused += 1
             # Loud and complete: the journal keeps what the outbox could not.
-            log.error("REFUSED read from %s at %s (%s): raw=%r", sc.id, station.id, exc, scan.raw)
+            log.error("REFUSED read from %s at %s (%s): raw=%r", sc.id, station, exc, raw)
             self._set_alarm("outbox_full", str(exc))
             return
         except sqlite3.Error as exc:
             # Disk full, I/O error, a read-only state directory: the same promise holds.
             self.counters.refused += 1
-            log.error("REFUSED read from %s at %s (outbox write failed: %s): raw=%r", sc.id, station.id, exc, scan.raw)
+            log.error("REFUSED read from %s at %s (outbox write failed: %s): raw=%r", sc.id, station, exc, raw)
             self._set_alarm("outbox_error", f"cannot write {self.outbox.path}: {exc}")
             return
         self._set_alarm("outbox_error", None)

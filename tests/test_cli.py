@@ -23,7 +23,7 @@ from gatewayd.delivery.outbox import Outbox
 ROOT = Path(__file__).resolve().parent.parent
 RFC3339_MS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 SCAN_KEYS = {
-    "schema", "gateway", "station", "step", "biz_step", "scanner", "scanned_at", "clock_synced",
+    "schema", "event_id", "seq", "gateway", "station", "step", "biz_step", "scanner", "scanned_at", "clock_synced",
     "symbology", "raw", "kind", "gtin", "lot", "expiry", "serial", "sscc", "count", "ai", "errors",
 }  # fmt: skip
 
@@ -224,8 +224,11 @@ def decode_lines(result: subprocess.CompletedProcess[str]) -> list[dict[str, Any
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     for scan in lines:
+        if "step_command" in scan:
+            continue  # a step-command barcode, not a scan
         assert set(scan) >= SCAN_KEYS, SCAN_KEYS - set(scan)
         assert scan["schema"] == "gatewayd.scan/1"
+        assert (scan["event_id"], scan["seq"]) == (None, None)  # the outbox assigns them under `run`
         assert RFC3339_MS.match(scan["scanned_at"]), scan["scanned_at"]
         assert isinstance(scan["clock_synced"], bool) and isinstance(scan["errors"], list)
     return lines
@@ -273,6 +276,7 @@ def test_decode_with_config_station_and_step(tmp_path: Path) -> None:
         tmp_path=tmp_path,
     ))  # fmt: skip
     assert (lot["gateway"], lot["station"], lot["step"]) == ("dock-pi-03", "dock-03", "receiving")
+    assert lot["site"] == "ams1"  # as `run` publishes it (decode left it out before the two were unified)
     assert lot["read_point"] == "urn:epc:id:sgln:9506000134352.0.3"
     assert lot["kind"] == "lot"  # the configured lot_pattern
     assert gs1["lot"] == "X" and gs1["expiry"] == "2027-12-31"  # '|' configured as a GS substitute
@@ -280,6 +284,37 @@ def test_decode_with_config_station_and_step(tmp_path: Path) -> None:
         "decode", "--config", str(cfg), "--station", "dock-03", "--step", "dispatch", "96385074", tmp_path=tmp_path,
     ))  # fmt: skip
     assert (scan["step"], scan["biz_step"]) == ("dispatch", "urn:epcglobal:cbv:bizstep:shipping")
+
+
+def test_decode_cuts_a_long_read_like_run(tmp_path: Path) -> None:
+    [scan] = decode_lines(gatewayd("decode", "A" * 5000, tmp_path=tmp_path))
+    assert scan["raw"] == "A" * 4096  # [decode] max_read_bytes
+    assert scan["errors"][0] == "read of 5000 bytes cut to the first 4096"
+
+
+def test_decode_step_command_says_so_and_tags_the_reads_after_it(tmp_path: Path) -> None:
+    command, plain, bad = decode_lines(
+        gatewayd("decode", "STEP:dispatch", "96385074", "STEP:flying", tmp_path=tmp_path)
+    )
+    assert command == {"step_command": "dispatch", "station": "station", "raw": "STEP:dispatch"}
+    assert (plain["step"], plain["biz_step"]) == ("dispatch", "urn:epcglobal:cbv:bizstep:shipping")
+    # An unknown step is no command: the read is shown, as `run` publishes it, with the error.
+    assert bad["raw"] == "STEP:flying" and bad["step"] == "dispatch"
+    assert bad["errors"][0] == (
+        "step command b'STEP:flying': expected one of receiving, transfer, picking, dispatch after 'STEP:'"
+    )
+
+
+def test_decode_bad_escape_exits_2_naming_the_column(tmp_path: Path) -> None:
+    result = gatewayd("decode", "ok", r"]C1\q01", r"<GS>\x1", tmp_path=tmp_path)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    expected = r"expected \xHH, \r, \n, \t or \\"
+    assert result.stderr.splitlines() == [
+        "gatewayd decode: 2 problem(s) in the reads:",
+        f'  RAW 2 "]C1\\q01": unknown escape "\\q" at column 4; {expected}',
+        f'  RAW 3 "<GS>\\x1": unknown escape "\\x" at column 5; {expected}',
+    ]
 
 
 def test_decode_unknown_station_exits_2(tmp_path: Path) -> None:

@@ -15,23 +15,30 @@ from typing import Any
 
 import pytest
 
+from gatewayd.cli.main import to_toml
 from gatewayd.config import (
     BrokerUrl,
     DecodeSettings,
+    EvdevScannerSettings,
     FramingSettings,
     GatewaySettings,
+    HidPosScannerSettings,
     LabelSettings,
     LogSettings,
     MqttSettings,
     OutboxSettings,
     PrinterSettings,
+    ReplayScannerSettings,
     ScannerSettings,
+    SerialScannerSettings,
     Settings,
     StationSettings,
+    TcpScannerSettings,
     load,
     parse,
 )
 from gatewayd.errors import ConfigError
+from gatewayd_drivers.printer_transport import open_transport
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "config" / "gatewayd.example.toml"
@@ -307,12 +314,6 @@ INVALID: list[tuple[str, dict[str, Any], list[str], str]] = [
         "expected tcp://host:port, usb://VID:PID",
     ),
     (
-        "printer tcp without port",
-        with_(printers__0__transport="tcp://10.0.0.50"),
-        ["printers[0].transport"],
-        "missing port",
-    ),
-    (
         "printer tcp bad port",
         with_(printers__0__transport="tcp://10.0.0.50:99999"),
         ["printers[0].transport"],
@@ -517,7 +518,7 @@ def test_device_defaults() -> None:
         1.0,
     )
     # A server-mode TCP scanner listens on every address unless told otherwise.
-    assert (tcp.mode, tcp.host, tcp.tcp_port) == ("server", "0.0.0.0", 2001)
+    assert (tcp.mode, tcp.host, tcp.port) == ("server", "0.0.0.0", 2001)
     assert s.printers[0] == PrinterSettings(
         id="zebra",
         driver="zpl",
@@ -526,8 +527,6 @@ def test_device_defaults() -> None:
         allow_raw=False,
         station="dock-03",
         profile="default",
-        width_mm=101.6,
-        height_mm=152.4,
         status_interval_s=5.0,
         timeout_s=10.0,
     )
@@ -551,6 +550,130 @@ def test_values_are_normalised() -> None:
     assert s.mqtt.reconnect_min_s == 1.0 and isinstance(s.mqtt.reconnect_min_s, float)
     assert s.labels.resolver == "https://id.example.com"
     assert s.decode.separator_substitutes == ("|", "~")
+
+
+# -- scanners: one settings class per driver ----------------------------------------------
+
+SCANNER_TABLES: list[tuple[dict[str, Any], ScannerSettings]] = [
+    (
+        {"driver": "serial", "port": "/dev/ttyUSB0"},
+        SerialScannerSettings(id="s", station="dock-03", port="/dev/ttyUSB0"),
+    ),
+    (
+        {"driver": "tcp", "host": "10.0.0.61", "port": 2001},
+        TcpScannerSettings(id="s", station="dock-03", host="10.0.0.61", port=2001),
+    ),
+    ({"driver": "evdev", "usb": "05f9:2206"}, EvdevScannerSettings(id="s", station="dock-03", usb="05f9:2206")),
+    ({"driver": "hidpos", "usb": "0c2e:0b87"}, HidPosScannerSettings(id="s", station="dock-03", usb="0c2e:0b87")),
+    (
+        {"driver": "replay", "path": "/srv/reads.txt"},
+        ReplayScannerSettings(id="s", station="dock-03", path="/srv/reads.txt"),
+    ),
+]
+
+
+@pytest.mark.parametrize(("table", "expected"), SCANNER_TABLES, ids=[t["driver"] for t, _ in SCANNER_TABLES])
+def test_each_driver_gets_its_settings_class_with_the_dataclass_defaults(
+    table: dict[str, Any], expected: ScannerSettings
+) -> None:
+    [scanner] = parse(with_(scanners=[{"id": "s", "station": "dock-03", **table}])).scanners
+    assert scanner == expected  # every default left out of the table is the dataclass's own
+    assert type(scanner) is type(expected) and scanner.driver == table["driver"]
+
+
+FOREIGN_KEYS: list[tuple[str, dict[str, Any], str]] = [
+    (
+        "tcp key on a serial scanner",
+        with_(scanners__0__mode="server"),
+        "scanners[0].mode: unknown key (mode is a key of driver 'tcp', not 'serial')",
+    ),
+    (
+        "serial key on a tcp scanner",
+        with_(scanners__1__parity="E"),
+        "scanners[1].parity: unknown key (parity is a key of driver 'serial', not 'tcp')",
+    ),
+    (
+        "framing key on a replay scanner",
+        with_(scanners__0={"id": "r", "station": "dock-03", "driver": "replay", "path": "a.txt", "stx_etx": True}),
+        "scanners[0].stx_etx: unknown key (stx_etx is a key of driver 'serial' or 'tcp', not 'replay')",
+    ),
+    (
+        "evdev key on a hidpos scanner",
+        with_(scanners__0={"id": "h", "station": "dock-03", "driver": "hidpos", "usb": "0c2e:0b87", "layout": "de"}),
+        "scanners[0].layout: unknown key (layout is a key of driver 'evdev', not 'hidpos')",
+    ),
+    (
+        "driver key without a driver",
+        with_(scanners__0__driver=DELETE),
+        "scanners[0].port: unknown key (port is a key of driver 'serial' or 'tcp'; set driver first)",
+    ),
+]
+
+
+@pytest.mark.parametrize(("data", "message"), [c[1:] for c in FOREIGN_KEYS], ids=[c[0] for c in FOREIGN_KEYS])
+def test_a_key_of_another_driver_names_the_driver_it_belongs_to(data: dict[str, Any], message: str) -> None:
+    assert message in problems_of(data)
+
+
+def test_effective_config_of_every_driver_parses_back_to_the_same_settings(tmp_path: Path) -> None:
+    # `gatewayd check` prints each scanner with its own driver's keys, framing keys flat.
+    s = load(write(tmp_path / "gatewayd.toml", uncommented_example()))
+    again = parse(tomllib.loads(to_toml(s.to_dict())), source=s.source)
+    assert again == s
+    tables = {t["driver"]: t for t in s.to_dict()["scanners"]}
+    assert set(tables["tcp"]) == {"id", "station", "driver", "host", "port", "mode", *FRAMING_KEYS}
+    assert set(tables["hidpos"]) == {"id", "station", "driver", "usb", "serial_number"}
+
+
+FRAMING_KEYS = {f.name for f in dataclasses.fields(FramingSettings)}
+
+
+# -- printers ------------------------------------------------------------------------------
+
+
+def test_printer_tcp_port_defaults_to_9100_and_is_spelled_out() -> None:
+    s = parse(with_(printers__0__transport="tcp://10.0.0.50"))
+    assert s.printers[0].transport == "tcp://10.0.0.50:9100"
+    assert s.to_dict()["printers"][0]["transport"] == "tcp://10.0.0.50:9100"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "tcp://10.0.0.50",
+        "tcp://10.0.0.50:6101",
+        "tcp://10.0.0.50:0",
+        "tcp://:9100",
+        "usb://0a5f:0164",
+        "usb://zebra",
+        "file:///dev/usb/lp0",
+        "file://",
+        "serial:///dev/ttyUSB0",
+        "serial:///dev/ttyUSB0?baudrate=fast",
+        "cups://zebra_raw",
+        "cups://-o",
+        "lpt://zebra",
+    ],
+)
+def test_config_accepts_exactly_the_printer_urls_the_daemon_can_open(url: str) -> None:
+    refused: str | None = None
+    try:
+        open_transport(url, id="p", timeout=1.0)
+    except ValueError as exc:
+        refused = str(exc)
+    if refused is None:
+        assert parse(with_(printers__0__transport=url)).printers[0].transport
+    else:
+        assert problems_of(with_(printers__0__transport=url)) == [f"printers[0].transport: {refused}"]
+
+
+def test_printer_station_is_kept_and_checked() -> None:
+    s = parse(with_(printers__0__station="dock-04"))
+    assert s.printers[0].station == "dock-04"
+    assert s.to_dict()["printers"][0]["station"] == "dock-04"
+    assert problems_of(with_(printers__0__station="dock-99")) == [
+        "printers[0].station: no station 'dock-99' in [[stations]] (known: dock-03, dock-04)"
+    ]
 
 
 def write(path: Path, text: str) -> Path:
@@ -655,11 +778,26 @@ def uncommented_example() -> str:
     return re.sub(r"(?m)^#(?=\[|[a-z_]+ =)", "", EXAMPLE.read_text(encoding="utf-8"))
 
 
+SCANNER_CLASSES: tuple[type[ScannerSettings], ...] = (
+    SerialScannerSettings,
+    TcpScannerSettings,
+    EvdevScannerSettings,
+    HidPosScannerSettings,
+    ReplayScannerSettings,
+)
+
+
+def scanner_keys() -> set[str]:
+    """Every key of a [[scanners]] table, of any driver."""
+    names = {f.name for cls in (*SCANNER_CLASSES, FramingSettings) for f in dataclasses.fields(cls)} | {"driver"}
+    return names - {"framing"}
+
+
 def test_example_config_is_valid_as_shipped() -> None:
     s = load(EXAMPLE)
     assert s.gateway.id == "dock-pi-03"
     assert {sc.driver for sc in s.scanners} == {"serial", "tcp"}
-    assert all(sc.port is None or sc.port.startswith("/dev/serial/by-id/") for sc in s.scanners)
+    assert all(sc.port.startswith("/dev/serial/by-id/") for sc in s.scanners if isinstance(sc, SerialScannerSettings))
     assert [p.driver for p in s.printers] == ["zpl"]
 
 
@@ -685,12 +823,8 @@ def test_example_config_documents_every_setting() -> None:
     missing: list[str] = []
     for header, cls in tables.items():
         missing += [f"{header} {f.name}" for f in dataclasses.fields(cls) if f.name not in keys.get(header, set())]
-    # Scanner settings: the TCP port is the key "port"; framing settings are scanner keys.
-    scanner_keys = {"port" if f.name == "tcp_port" else f.name for f in dataclasses.fields(ScannerSettings)} - {
-        "framing"
-    }
-    scanner_keys |= {f.name for f in dataclasses.fields(FramingSettings)}
-    missing += [f"[[scanners]] {k}" for k in sorted(scanner_keys - keys.get("[[scanners]]", set()))]
+    # Scanner settings: every driver's keys; framing settings are scanner keys.
+    missing += [f"[[scanners]] {k}" for k in sorted(scanner_keys() - keys.get("[[scanners]]", set()))]
     # Every section of Settings has a table in the example (source is not a config key).
     missing += [
         f"[{f.name}]"
@@ -705,7 +839,7 @@ def test_example_config_documents_only_real_keys() -> None:
     # so the example never teaches a key that `gatewayd check` would refuse.
     data = tomllib.loads(uncommented_example())
     assert set(data) == {f.name for f in dataclasses.fields(Settings)} - {"source"}
-    accepted = {f.name for cls in (ScannerSettings, FramingSettings) for f in dataclasses.fields(cls)} | {"port"}
+    accepted = scanner_keys()
     for header, documented in example_keys().items():
         if header == "[[scanners]]":
             assert documented <= accepted, documented - accepted

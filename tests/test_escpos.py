@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import io
+from datetime import date
 
 import segno
 from escpos.printer import Dummy
 from PIL import Image
 
 from gatewayd.printing.escpos_render import render_escpos
-from gatewayd.printing.labels import LabelData, TemplateLibrary
+from gatewayd.printing.labels import LabelData, TemplateLibrary, parse_template
 
 R = "https://id.gs1.org"
 LIBRARY = TemplateLibrary.load(user_dir=None)
@@ -62,6 +63,19 @@ def test_pallet_gs1_128_with_fnc1() -> None:
     p.textln("(10)L-1(37)40")
     p.cut()
     assert render_escpos(LIBRARY.get("pallet"), DATA, resolver=R) == p.output
+
+
+def test_gs1_128_fnc1_only_after_a_variable_length_value() -> None:
+    ais = [["01", "{gtin}"], ["10", "{lot}"], ["17", "{expiry_yymmdd}"], ["21", "{serial}"]]
+    template = parse_template("four", {"width_mm": 100, "height_mm": 50, "elements": [
+        {"type": "gs1_128", "x": 1, "y": 1, "ai": ais, "hri": False}]})  # fmt: skip
+    data = LabelData(lot="L-1", gtin="09506000134352", expiry=date(2027, 12, 31), serial="S1")
+    p = Dummy(profile="default")
+    # gatewayd.gs1.fnc1_chunks: "{1" first, then only after (10), whose length is not predefined.
+    p.barcode("{B{1010950600013435210L-1{11727123121S1", "CODE128", function_type="B", pos="OFF",
+              check=False)
+    p.cut()
+    assert render_escpos(template, data, resolver=R) == p.output
 
 
 def test_control_characters_cannot_reach_the_printer() -> None:

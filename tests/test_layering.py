@@ -1,9 +1,16 @@
-"""The layering DESIGN fixes: ``gatewayd`` imports ``drivers``, never the other way round.
+"""The layering of docs/ARCHITECTURE.md, checked on the source and at run time.
 
-Drivers know bytes and devices, never MQTT, SQLite or config files (STYLE guideline 1), and
-the shipped packages never import the test suite. Checked on the source (every import
-statement, at any depth, plus ``importlib.import_module``/``__import__`` with a constant
-name) and at run time (what importing every driver actually loads).
+- ``gatewayd`` imports ``gatewayd_drivers`` (the ``drivers/`` folder), never the reverse;
+  drivers know bytes and devices, never MQTT, SQLite or config files.
+- Each package of ``gatewayd`` imports only the packages below it (:data:`LAYERS`), and
+  nothing but the entry points imports the daemon, the composition root.
+- No import cycles between modules, counting imports at any depth: function-local ones and
+  ``if TYPE_CHECKING:`` ones included.
+- The shipped packages never import the test suite, and importing the daemon loads no test
+  fake and no optional printer library.
+
+Every import statement is read, at any depth, plus ``importlib.import_module`` /
+``__import__`` with a constant name.
 """
 
 from __future__ import annotations
@@ -19,6 +26,31 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 DRIVERS = sorted((ROOT / "drivers").glob("*.py"))
 GATEWAYD = sorted((ROOT / "gatewayd").rglob("*.py"))
+
+# Each part of gatewayd and the parts it may import (besides itself and gatewayd_drivers).
+# Leaf modules import no other part; the daemon wires the parts; the CLI and the demo sit
+# on top. A new package must be placed here before it can pass.
+LEAVES = {
+    "gatewayd",
+    "gatewayd.clock",
+    "gatewayd.errors",
+    "gatewayd.gs1",
+    "gatewayd.logging_setup",
+    "gatewayd.payloads",
+    "gatewayd.systemd",
+}
+PARTS = {"gatewayd.config", "gatewayd.reads", "gatewayd.delivery", "gatewayd.printing"}
+LAYERS: dict[str, set[str]] = {
+    **dict.fromkeys(LEAVES, LEAVES),
+    "gatewayd.config": LEAVES,
+    "gatewayd.reads": LEAVES | {"gatewayd.config"},
+    "gatewayd.delivery": LEAVES | {"gatewayd.config"},
+    "gatewayd.printing": LEAVES | {"gatewayd.config"},
+    "gatewayd.daemon": LEAVES | PARTS,
+    "gatewayd.demo": LEAVES | PARTS | {"gatewayd.daemon"},
+    "gatewayd.cli": LEAVES | PARTS | {"gatewayd.daemon", "gatewayd.demo"},
+    "gatewayd.__main__": {"gatewayd.cli"},
+}
 
 # Top-level packages a driver must not import: the daemon (which includes gatewayd.config),
 # MQTT clients, SQLite, TOML config parsing, the test suite.
@@ -113,6 +145,130 @@ def test_importing_every_driver_loads_no_daemon_mqtt_or_sqlite() -> None:
         f"for m in {modules!r}:\n"
         "    importlib.import_module(m)\n"
         f"print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in {DRIVER_FORBIDDEN!r})))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == []
+
+
+# -- the module graph ------------------------------------------------------------------
+
+
+def module_name(path: Path) -> str:
+    rel = path.relative_to(ROOT).with_suffix("")
+    parts = list(rel.parts)
+    if parts[0] == "drivers":
+        parts[0] = "gatewayd_drivers"
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+MODULES = {module_name(p): p for p in [*GATEWAYD, *DRIVERS]}
+
+
+def resolve(name: str) -> str | None:
+    """The project module an imported name refers to (``a.b.Attr`` → ``a.b``), if any."""
+    parts = name.split(".")
+    while parts:
+        candidate = ".".join(parts)
+        if candidate in MODULES:
+            return candidate
+        parts.pop()
+    return None
+
+
+def graph() -> dict[str, set[str]]:
+    edges: dict[str, set[str]] = {}
+    for mod, path in MODULES.items():
+        package = mod if path.name == "__init__.py" else mod.rpartition(".")[0]
+        targets = {resolve(n) for _, n in imported_names(path.read_text(encoding="utf-8"), package=package)}
+        edges[mod] = {t for t in targets if t is not None and t != mod}
+    return edges
+
+
+def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in edges.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(edges):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def part_of(module: str) -> str:
+    """The LAYERS entry a gatewayd module belongs to (its package, or itself for a leaf)."""
+    if module in LAYERS:
+        return module
+    parts = module.split(".")
+    return ".".join(parts[:2]) if len(parts) > 1 else module
+
+
+def test_no_import_cycles() -> None:
+    assert cycles(graph()) == []
+
+
+def test_the_cycle_finder_finds_one() -> None:
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_every_part_imports_only_the_parts_below_it() -> None:
+    problems = []
+    for mod, targets in sorted(graph().items()):
+        if not mod.startswith("gatewayd.") and mod != "gatewayd":
+            continue
+        part = part_of(mod)
+        if part not in LAYERS:
+            problems.append(f"{mod}: package {part} is not placed in LAYERS")
+            continue
+        for target in sorted(targets):
+            if target.startswith("gatewayd_drivers"):
+                continue
+            target_part = part_of(target)
+            if target_part != part and target_part not in LAYERS[part]:
+                problems.append(f"{mod} imports {target}: {part} may not import {target_part}")
+    assert problems == []
+
+
+def test_only_the_entry_points_import_the_daemon() -> None:
+    importers = sorted(m for m, targets in graph().items() if "gatewayd.daemon" in targets)
+    assert all(part_of(m) in ("gatewayd.cli", "gatewayd.demo") for m in importers), importers
+
+
+def test_importing_the_daemon_loads_no_fake_and_no_optional_printer_library() -> None:
+    code = (
+        "import json, sys\n"
+        "import gatewayd.daemon, gatewayd.cli.main\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('escpos', 'tests')"
+        " or m == 'gatewayd_drivers.fake')))\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60, check=False

@@ -41,6 +41,9 @@ def test_format_lot(fmt: str, supplier: str, seq: int, lot: str) -> None:
                              "GS1 character set 82 (it goes into GS1 AI (10))"),
         ("{nope}", "S", 1, "lot_format '{nope}': cannot format with supplier, date and seq "
                            "(KeyError('nope'))"),
+        # Set 82 is gatewayd.gs1's: a trailing newline is outside it (the old "[...]+$" let it in).
+        ("{supplier}\n", "S", 1, "lot id 'S\\n' from lot_format '{supplier}\\n': expected 1-20 "
+                                 "characters of GS1 character set 82 (it goes into GS1 AI (10))"),
     ],
 )
 def test_format_lot_refuses(fmt: str, supplier: str, seq: int, message: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import os
 import stat
@@ -15,9 +16,18 @@ import pytest
 from gatewayd_drivers.base import DeviceUnavailable, PrinterTransport
 from gatewayd_drivers.cups_printer import CupsPrinter
 from gatewayd_drivers.file_printer import FilePrinter
-from gatewayd_drivers.printer_transport import answer_complete, open_transport
+from gatewayd_drivers.printer_transport import (
+    CupsUrl,
+    FileUrl,
+    SerialUrl,
+    TcpUrl,
+    UsbUrl,
+    open_transport,
+    parse_printer_url,
+)
 from gatewayd_drivers.serial_printer import SerialPrinter
 from gatewayd_drivers.tcp_printer import TcpPrinter
+from gatewayd_drivers.transport_base import answer_complete
 from gatewayd_drivers.usb_printer import UsbPrinter
 from gatewayd_drivers.zebra_status import answer_state
 from tests.fake_zebra import FakeZebra, hs_answer
@@ -225,6 +235,7 @@ async def test_usb_printer_absent_device_is_unavailable() -> None:
     ("url", "kind", "attrs"),
     [
         ("tcp://10.0.0.50:9100", TcpPrinter, {"host": "10.0.0.50", "port": 9100}),
+        ("tcp://10.0.0.50", TcpPrinter, {"host": "10.0.0.50", "port": 9100}),
         ("tcp://printer.local:6101", TcpPrinter, {"host": "printer.local", "port": 6101}),
         ("usb://0a5f:0164", UsbPrinter, {"vid": 0x0A5F, "pid": 0x0164}),
         ("file:///dev/usb/lp0", FilePrinter, {"path": "/dev/usb/lp0"}),
@@ -245,16 +256,69 @@ def test_open_transport(url: str, kind: type, attrs: dict[str, object]) -> None:
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("http://x", "Unsupported printer URL 'http://x': expected tcp://host:port, usb://VID:PID"),
-        ("usb://zebra", "Bad USB id in printer URL 'usb://zebra': expected usb://VID:PID in hex"),
-        ("tcp://:9100", "Missing host in printer URL 'tcp://:9100'"),
-        ("serial:///dev/ttyS0?parity=E", "Bad option parity='E' in printer URL"),
-        ("cups://", "Missing queue in printer URL 'cups://'"),
+        ("http://x", "unsupported printer URL 'http://x': expected tcp://host:port, usb://VID:PID"),
+        ("usb://zebra", "bad USB id in printer URL 'usb://zebra': expected usb://VID:PID in hex"),
+        ("tcp://:9100", "missing host in printer URL 'tcp://:9100'"),
+        ("serial:///dev/ttyS0?parity=E", "unknown option 'parity' in printer URL"),
+        ("cups://", "missing queue name in printer URL 'cups://'"),
     ],
 )
 def test_open_transport_errors(url: str, message: str) -> None:
     with pytest.raises(ValueError, match=message.replace("?", r"\?")) :
         open_transport(url, id="p1", timeout=3.0)
+
+
+# The one grammar of printer URLs: each URL, what it parses to, and its canonical form
+# (defaults spelled out), which parses to the same thing again.
+URLS = [
+    ("tcp://10.0.0.50", TcpUrl("10.0.0.50", 9100), "tcp://10.0.0.50:9100"),
+    ("tcp://Printer.Local:6101/", TcpUrl("printer.local", 6101), "tcp://printer.local:6101"),
+    ("tcp://[fd00::50]", TcpUrl("fd00::50", 9100), "tcp://[fd00::50]:9100"),
+    ("usb://0A5F:0164", UsbUrl(0x0A5F, 0x0164), "usb://0a5f:0164"),
+    ("file:///dev/usb/lp0", FileUrl("/dev/usb/lp0"), "file:///dev/usb/lp0"),
+    ("file:///var/spool/zpl%20out/labels.zpl", FileUrl("/var/spool/zpl out/labels.zpl"),
+     "file:///var/spool/zpl%20out/labels.zpl"),
+    ("serial:///dev/ttyS1", SerialUrl("/dev/ttyS1", 9600), "serial:///dev/ttyS1?baudrate=9600"),
+    ("serial:///dev/ttyUSB0?baudrate=19200", SerialUrl("/dev/ttyUSB0", 19200), "serial:///dev/ttyUSB0?baudrate=19200"),
+    ("cups://zebra_raw", CupsUrl("zebra_raw"), "cups://zebra_raw"),
+    ("cups:///zebra_raw", CupsUrl("zebra_raw"), "cups://zebra_raw"),
+]
+
+
+@pytest.mark.parametrize(("url", "parsed", "canonical"), URLS, ids=[u[0] for u in URLS])
+def test_printer_url_grammar(url: str, parsed: object, canonical: str) -> None:
+    assert parse_printer_url(url) == parsed
+    assert str(parsed) == canonical
+    assert parse_printer_url(canonical) == parsed
+
+
+BAD_URLS = [
+    ("lpt://zebra", "unsupported printer URL 'lpt://zebra': expected tcp://host:port, usb://VID:PID, "
+     "file:///dev/usb/lp0, serial:///dev/ttyUSB0?baudrate=19200 or cups://QUEUE"),
+    ("tcp://10.0.0.50:0", "bad port in printer URL 'tcp://10.0.0.50:0': expected 1-65535"),
+    ("tcp://10.0.0.50:99999", "bad port in printer URL 'tcp://10.0.0.50:99999': expected 1-65535"),
+    ("tcp://:9100", "missing host in printer URL 'tcp://:9100': expected tcp://host[:port]"),
+    ("tcp://10.0.0.50:9100/zpl", "expected only a host and a port in printer URL 'tcp://10.0.0.50:9100/zpl' "
+     "(tcp://host[:port])"),
+    ("tcp://10.0.0.50:9100?timeout=3", "unknown options 'timeout=3' in printer URL "
+     "'tcp://10.0.0.50:9100?timeout=3': a tcp URL has none"),
+    ("usb://0a5f", "bad USB id in printer URL 'usb://0a5f': expected usb://VID:PID in hex, such as usb://0a5f:0164"),
+    ("file://", "missing device path in printer URL 'file://': expected file:///dev/..."),
+    ("serial:///dev/ttyUSB0?parity=E", "unknown option 'parity' in printer URL 'serial:///dev/ttyUSB0?parity=E': "
+     "expected only baudrate=<number>"),
+    ("serial:///dev/ttyUSB0?baudrate=0", "baudrate must be a number in printer URL "
+     "'serial:///dev/ttyUSB0?baudrate=0', such as baudrate=19200"),
+    ("cups://", "missing queue name in printer URL 'cups://': expected cups://QUEUE"),
+    ("cups://-o", "bad queue name '-o' in printer URL 'cups://-o': expected printable characters, "
+     "no spaces, '/', '\\', quotes or '#', not starting with '-'"),
+]
+
+
+@pytest.mark.parametrize(("url", "message"), BAD_URLS, ids=[u[0] for u in BAD_URLS])
+def test_printer_url_errors(url: str, message: str) -> None:
+    with pytest.raises(ValueError, match="printer URL") as info:
+        parse_printer_url(url)
+    assert str(info.value) == message
 
 
 @pytest.mark.parametrize(
@@ -271,3 +335,18 @@ def test_open_transport_errors(url: str, message: str) -> None:
 )
 def test_answer_complete(request_: bytes, answer: bytes, complete: bool | None) -> None:
     assert answer_complete(request_, answer) is complete
+
+
+TRANSPORT_MODULES = ["tcp_printer", "usb_printer", "file_printer", "serial_printer", "cups_printer"]
+
+
+@pytest.mark.parametrize("module", TRANSPORT_MODULES)
+def test_transports_sit_below_the_factory(module: str) -> None:
+    # printer_transport imports every transport; a transport imports only transport_base
+    # of the printer plumbing, never the factory above it (no import cycle).
+    root = Path(__file__).resolve().parent.parent / "drivers"
+    tree = ast.parse((root / f"{module}.py").read_text(encoding="utf-8"))
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert "gatewayd_drivers.printer_transport" not in imported
+    factory = ast.parse((root / "printer_transport.py").read_text(encoding="utf-8"))
+    assert f"gatewayd_drivers.{module}" in {n.module for n in factory.body if isinstance(n, ast.ImportFrom)}

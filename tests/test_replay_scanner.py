@@ -1,4 +1,8 @@
-"""ReplayScanner: the escape parser as a table, the file format, and replay order."""
+"""ReplayScanner: the raw-read escapes as a table, the file format, and replay order.
+
+The escapes (gatewayd_drivers.raw_escapes) are the grammar of replay files and of
+``gatewayd decode RAW`` alike; their table lives here.
+"""
 
 from __future__ import annotations
 
@@ -11,14 +15,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from gatewayd_drivers import replay_scanner
 from gatewayd_drivers.backoff import Backoff
 from gatewayd_drivers.base import DeviceState, RawRead, Scanner
+from gatewayd_drivers.raw_escapes import CONTROL_NAMES, unescape
 from gatewayd_drivers.replay_scanner import (
     ReplayDelay,
     ReplayRead,
     ReplayScanner,
     parse_replay,
-    unescape,
 )
 
 WAIT = 5.0
@@ -40,10 +45,21 @@ EXPECTED = "expected \\xHH, \\r, \\n, \\t or \\\\"
          b"\x1e\x1f\x1c\x04\x02\x03\r\n\t\x1b\x00"),
         ("<gs> <ABC> <G S> a<b", b"<gs> <ABC> <G S> a<b"),
         ("lot-é", "lot-é".encode()),
+        # Rows the `gatewayd decode` grammar had on its own before the two were unified.
+        ("]C10109506000134352\\x1d10ABC", b"]C10109506000134352\x1d10ABC"),
+        ("A\\r\\n\\tB", b"A\r\n\tB"),
+        ("\\xff\\x00", b"\xff\x00"),
+        ("", b""),
+        # A command-line byte that is not UTF-8 arrives surrogate-escaped: it is that byte again.
+        ("A\udcff\udc80", b"A\xff\x80"),
     ],
 )
 def test_unescape(text: str, expected: bytes) -> None:
     assert unescape(text) == expected
+
+
+def test_replay_files_use_the_one_grammar() -> None:
+    assert replay_scanner.unescape is unescape
 
 
 @pytest.mark.parametrize(
@@ -52,6 +68,11 @@ def test_unescape(text: str, expected: bytes) -> None:
         ("ab\\q", f'unknown escape "\\q" at column 3; {EXPECTED}'),
         ("\\x1", f'unknown escape "\\x" at column 1; {EXPECTED}'),
         ("ab\\", f"a lone backslash ends the line at column 3; {EXPECTED}"),
+        # `gatewayd decode` used to keep unknown escapes as written; one grammar refuses them.
+        ("\\xZZ \\q <gs>", f'unknown escape "\\x" at column 1; {EXPECTED}'),
+        ("ok \\q <gs>", f'unknown escape "\\q" at column 4; {EXPECTED}'),
+        ("lot \ud800", "character '\\ud800' at column 5 cannot be encoded as UTF-8; "
+                        "write the bytes it stands for as \\xHH"),
     ],
 )
 def test_unescape_errors(text: str, message: str) -> None:
@@ -62,6 +83,34 @@ def test_unescape_errors(text: str, message: str) -> None:
 @given(st.binary(max_size=40))
 def test_every_byte_string_can_be_written_with_hex_escapes(data: bytes) -> None:
     assert unescape("".join(f"\\x{b:02x}" for b in data)) == data
+
+
+def escape(data: bytes) -> str:
+    """What a replay file writer would do: printable ASCII as is, everything else as \\xNN."""
+    out = []
+    for byte in data:
+        char = chr(byte)
+        if char == "\\":
+            out.append("\\\\")
+        elif 0x20 <= byte < 0x7F and char != "<":
+            out.append(char)
+        else:
+            out.append(f"\\x{byte:02x}")
+    return "".join(out)
+
+
+@given(data=st.binary(max_size=200))
+def test_unescape_inverts_escape(data: bytes) -> None:
+    assert unescape(escape(data)) == data
+
+
+@given(
+    text=st.text(max_size=100).filter(
+        lambda t: "\\" not in t and not any(f"<{name}>" in t for name in CONTROL_NAMES)
+    )
+)
+def test_unescape_is_utf8_without_escapes(text: str) -> None:
+    assert unescape(text) == text.encode("utf-8")
 
 
 def test_parse_replay() -> None:

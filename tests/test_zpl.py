@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import date
 
 import pytest
 import zplkit.parse
@@ -10,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gatewayd.errors import PayloadError
-from gatewayd.printing.labels import LabelData, TemplateLibrary
+from gatewayd.printing.labels import LabelData, TemplateLibrary, parse_template
 from gatewayd.printing.zpl import code128_data, escape_field, qr_magnification, render_zpl
 
 R = "https://id.gs1.org"
@@ -64,6 +65,22 @@ def test_qr_magnification(dpi: int, magnification: int) -> None:
 )
 def test_code128_data(chunks: list[str | None], data: str) -> None:
     assert code128_data(chunks) == data
+
+
+FOUR_AIS = [["01", "{gtin}"], ["10", "{lot}"], ["17", "{expiry_yymmdd}"], ["21", "{serial}"]]
+FOUR_AI_TEMPLATE = parse_template("four", {"width_mm": 100, "height_mm": 100, "elements": [
+    {"type": "gs1_128", "x": 1, "y": 1, "ai": FOUR_AIS, "hri": False},
+    {"type": "datamatrix", "x": 1, "y": 50, "ai": FOUR_AIS},
+]})  # fmt: skip
+FOUR_AI_DATA = LabelData(lot="L-1", gtin="09506000134352", expiry=date(2027, 12, 31), serial="S1")
+
+
+def test_fnc1_goes_only_after_a_variable_length_value() -> None:
+    # gatewayd.gs1.fnc1_chunks: (01) and (17) have predefined lengths, (10) does not, (21)
+    # is last. FNC1 first marks GS1 data: ^BC >8, ^BX #1.
+    lines = render_zpl(FOUR_AI_TEMPLATE, FOUR_AI_DATA, dpi=203, resolver=R).decode().splitlines()
+    assert "^FO8,8^BY3^BCN,200,N,N,N,N^FH_^FD>;>8010950600013435210>6L-1>8>51727123121>6S1^FS" in lines
+    assert "^FO8,400^BXN,4,200,0,0,6,#^FH_^FD#1010950600013435210L-1#11727123121S1^FS" in lines
 
 
 def test_code128_refuses_non_ascii() -> None:

@@ -138,46 +138,74 @@ def _is_table_array(v: Any) -> bool:
 
 
 def cmd_decode(args: argparse.Namespace) -> int:
-    from gatewayd.clock import ClockSync, rfc3339
-    from gatewayd.config import DecodeSettings, StationSettings
-    from gatewayd.reads.decode import DecodeOptions, decode, unescape_raw
-    from gatewayd.reads.stations import BIZ_STEPS
+    """Print what ``gatewayd run`` would publish for each RAW read (gatewayd.reads.scan_event).
+
+    One JSON line per read: the scan payload with ``seq`` and ``event_id`` null (the outbox
+    assigns them), or, for a step-command barcode, ``{"step_command", "station", "raw"}``;
+    the reads after it are tagged with the new step, as under ``run``. The dedupe window is
+    not applied: every read is shown.
+    """
+    import dataclasses
+
+    from gatewayd.clock import ClockSync
+    from gatewayd.config import GatewaySettings, StationSettings
+    from gatewayd.reads.decode import DecodeOptions
+    from gatewayd.reads.scan_event import StepCommandRead, scan_event
+    from gatewayd.reads.stations import Stations, StationState
+    from gatewayd_drivers.base import RawRead
+    from gatewayd_drivers.raw_escapes import unescape
+
+    reads: list[bytes] = []
+    problems: list[str] = []
+    for number, raw in enumerate(args.raw, start=1):
+        try:
+            reads.append(unescape(raw))
+        except ValueError as exc:
+            problems.append(f'RAW {number} "{raw}": {exc}')
+    if problems:
+        print(f"gatewayd decode: {len(problems)} problem(s) in the reads:", file=sys.stderr)
+        for problem in problems:
+            print(f"  {problem}", file=sys.stderr)
+        return EXIT_CONFIG
 
     path = args.config or default_config_path()
-    decode_settings = DecodeSettings()
+    from_file = args.config is not None or path.exists()
+    settings = load(path) if from_file else Settings(gateway=GatewaySettings(id="gatewayd"))
     station: StationSettings | None = None
-    gateway_id = "gatewayd"
-    if args.config is not None or path.exists():
-        settings = load(path)
-        decode_settings = settings.decode
-        gateway_id = settings.gateway.id
-        if args.station:
-            try:
-                station = settings.station(args.station)
-            except KeyError:
-                known = ", ".join(s.id for s in settings.stations) or "none"
-                raise ConfigError([f"--station: no station {args.station!r} in {path} (known: {known})"]) from None
-        elif settings.stations:
-            station = settings.stations[0]
+    if args.station and from_file:
+        try:
+            station = settings.station(args.station)
+        except KeyError:
+            known = ", ".join(s.id for s in settings.stations) or "none"
+            raise ConfigError([f"--station: no station {args.station!r} in {path} (known: {known})"]) from None
+    elif settings.stations:
+        station = settings.stations[0]
     if station is None:
         station = StationSettings(id=args.station or "station", step=args.step or "receiving")
-    step = args.step or station.step
-    options = DecodeOptions.from_settings(decode_settings)
+    state = StationState(station.id, args.step or station.step, time.time(), station.location, station.dedupe_ms)
+    step_command = Stations(settings).step_command
+    options = DecodeOptions.from_settings(settings.decode)
     synced = ClockSync().synced()
-    for raw in args.raw:
-        scan = decode(unescape_raw(raw), options=options)
-        body: dict[str, Any] = {
-            "schema": "gatewayd.scan/1",
-            "gateway": gateway_id,
-            "station": station.id,
-            "step": step,
-            "biz_step": BIZ_STEPS[step],
-        }
-        if station.location:
-            body["read_point"] = station.location
-        body.update(scanner="cli", scanned_at=rfc3339(time.time()), clock_synced=synced)
-        body.update(scan.payload_fields())
-        print(json.dumps(body, ensure_ascii=False))
+    for data in reads:
+        result = scan_event(
+            RawRead(data, device="cli"),
+            settings=settings,
+            station=state,
+            scanner="cli",
+            clock_synced=synced,
+            step_command=step_command,
+            options=options,
+        )
+        if isinstance(result, StepCommandRead):
+            state = dataclasses.replace(state, step=result.step, since=time.time())
+            line: dict[str, Any] = {
+                "step_command": result.step,
+                "station": result.station,
+                "raw": data.decode("utf-8", errors="backslashreplace"),
+            }
+        else:
+            line = result.body(seq=None, event_id=None)
+        print(json.dumps(line, ensure_ascii=False))
     return 0
 
 
@@ -309,8 +337,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "decode",
         help="show the scan payload raw reads would produce",
-        description="Print, as JSON lines, the scan payload each RAW read would produce. "
-        "Write the GS1 group separator as \\x1d or <GS>.",
+        description="Print, as JSON lines, the scan payload `gatewayd run` would publish for each RAW "
+        "read (seq and event_id are null: the outbox assigns them); a step-command barcode prints "
+        '{"step_command": STEP, "station": ..., "raw": ...} and tags the reads after it. '
+        "Escapes, as in replay files: \\xHH for any byte, \\r \\n \\t \\\\, and control "
+        "characters by name, e.g. <GS> for the GS1 group separator (0x1D), <RS>, <EOT>.",
     )
     _config_arg(p)
     p.add_argument("--station", help="station whose step and read point tag the reads")

@@ -1,23 +1,31 @@
-"""Configuration: the TOML file, validated once at start into frozen settings."""
+"""Configuration: the TOML file, validated once at start into frozen settings.
 
-from gatewayd.config.loader import (
-    DEFAULT_CONFIG_PATH,
+:mod:`~gatewayd.config.settings` holds the settings with their defaults and choices,
+:mod:`~gatewayd.config.loader` reads and validates a file into them, and
+:mod:`~gatewayd.config.keys` is the key checking it shares with label templates.
+"""
+
+from gatewayd.config.loader import DEFAULT_CONFIG_PATH, default_config_path, load, parse
+from gatewayd.config.settings import (
     STEPS,
     BrokerUrl,
     DecodeSettings,
+    EvdevScannerSettings,
     FramingSettings,
     GatewaySettings,
+    HidPosScannerSettings,
     LabelSettings,
     LogSettings,
     MqttSettings,
     OutboxSettings,
     PrinterSettings,
+    ReplayScannerSettings,
     ScannerSettings,
+    SerialScannerSettings,
     Settings,
     StationSettings,
-    default_config_path,
-    load,
-    parse,
+    Step,
+    TcpScannerSettings,
 )
 
 __all__ = [
@@ -25,16 +33,22 @@ __all__ = [
     "STEPS",
     "BrokerUrl",
     "DecodeSettings",
+    "EvdevScannerSettings",
     "FramingSettings",
     "GatewaySettings",
+    "HidPosScannerSettings",
     "LabelSettings",
     "LogSettings",
     "MqttSettings",
     "OutboxSettings",
     "PrinterSettings",
+    "ReplayScannerSettings",
     "ScannerSettings",
+    "SerialScannerSettings",
     "Settings",
     "StationSettings",
+    "Step",
+    "TcpScannerSettings",
     "default_config_path",
     "load",
     "parse",

@@ -12,10 +12,10 @@ import io
 import re
 
 import segno
-from escpos.printer import Dummy
 from PIL import Image
 
 from gatewayd.errors import PayloadError
+from gatewayd.gs1 import fnc1_chunks
 from gatewayd.printing.labels import (
     Code128Element,
     Gs1128Element,
@@ -51,6 +51,10 @@ def render_escpos(template: Template, data: LabelData, *, resolver: str,
     """The ESC/POS bytes of one label (no I/O: python-escpos's Dummy printer collects them)."""
     values = data.values(resolver=resolver)
     template.check_fields(values)
+    # Imported here, not at the top: python-escpos writes a capabilities cache to a temp
+    # dir when imported, which a ZPL-only site should not pay for at every start.
+    from escpos.printer import Dummy
+
     printer = Dummy(profile=profile)
     native_qr = bool(printer.profile.supports("qrCode"))
     elements = sorted(template.active(values), key=lambda e: (e.y, e.x))
@@ -76,15 +80,11 @@ def render_escpos(template: Template, data: LabelData, *, resolver: str,
             if not pairs:
                 raise PayloadError(f"GS1-128 in template {template.name!r}: no field given")
             # ESC/POS GS k m=73: "{1" is FNC1; first position marks GS1-128.
-            code = "{B{1"
-            for i, (ai, value, variable) in enumerate(pairs):
-                code += (ai + value).replace("{", "{{")
-                if variable and i < len(pairs) - 1:
-                    code += "{1"
+            code = "{B{1" + "{1".join(c.replace("{", "{{") for c in fnc1_chunks(pairs))
             printer.barcode(code, "CODE128", function_type="B", pos="OFF", check=False)
             if element.hri:
                 printer.set(align="left", normal_textsize=True)
-                printer.textln("".join(f"({ai}){value}" for ai, value, _ in pairs))
+                printer.textln("".join(f"({ai}){value}" for ai, value in pairs))
     printer.cut()
     return bytes(printer.output)
 

@@ -25,7 +25,9 @@ from urllib.parse import quote
 from biip import ParseError as BiipParseError
 from biip.gtin import Gtin
 
+from gatewayd.config.keys import Problems, Table
 from gatewayd.errors import ConfigError, PayloadError
+from gatewayd.gs1 import CSET82_CLASS, is_cset82
 
 __all__ = [
     "BUILTIN_FIELDS",
@@ -62,8 +64,6 @@ MAX_QTY = 99_999_999  # AI (37) holds at most 8 digits (GS1 General Specificatio
 FIELD_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 EXPIRY_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 GTIN_RE = re.compile(r"^(?:\d{8}|\d{12}|\d{13}|\d{14})$")
-# GS1 General Specifications 7.11, Figure 7.11-1: the AI encodable character set 82.
-CSET82_RE = re.compile(r"^[!\"%&'()*+,\-./0-9:;<=>?A-Z_a-z]*$")
 CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 PLACEHOLDER_RE = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
 
@@ -231,42 +231,36 @@ def digital_link(
 
 def _check_cset82(name: str, value: str, limit: int) -> None:
     # GS1 General Specifications 3.2: AIs (10) and (21) are X..20 of character set 82.
-    if not value or len(value) > limit or not CSET82_RE.match(value):
+    if not value or len(value) > limit or not is_cset82(value):
         raise PayloadError(
             f"{name} {value!r} cannot go into a GS1 barcode or Digital Link: expected 1-{limit} "
             "characters of GS1 character set 82 (A-Z a-z 0-9 and !\"%&'()*+,-./:;<=>?_)"
         )
 
 
-# GS1 General Specifications 7.8.8, Figure 7.8.8-1: AIs whose length is predefined by their
-# first two digits never need an FNC1 separator after them.
-PREDEFINED_LENGTH = {
-    "00": 20, "01": 16, "02": 16, "03": 16, "04": 18, "11": 8, "12": 8, "13": 8, "14": 8,
-    "15": 8, "16": 8, "17": 8, "18": 8, "19": 8, "20": 4, "31": 10, "32": 10, "33": 10,
-    "34": 10, "35": 10, "36": 10, "41": 16,
-}
 # The AIs a template may use, with their value check (GS1 General Specifications 3.2).
 AI_FORMATS: dict[str, tuple[str, re.Pattern[str]]] = {
     "01": ("14 digits", re.compile(r"^\d{14}$")),
     "02": ("14 digits", re.compile(r"^\d{14}$")),
-    "10": ("1-20 characters of set 82", re.compile(r"^[!\"%&'()*+,\-./0-9:;<=>?A-Z_a-z]{1,20}$")),
+    "10": ("1-20 characters of set 82", re.compile(rf"^{CSET82_CLASS}{{1,20}}$")),
     "11": ("6 digits YYMMDD", re.compile(r"^\d{6}$")),
     "15": ("6 digits YYMMDD", re.compile(r"^\d{6}$")),
     "17": ("6 digits YYMMDD", re.compile(r"^\d{6}$")),
-    "21": ("1-20 characters of set 82", re.compile(r"^[!\"%&'()*+,\-./0-9:;<=>?A-Z_a-z]{1,20}$")),
+    "21": ("1-20 characters of set 82", re.compile(rf"^{CSET82_CLASS}{{1,20}}$")),
     "37": ("1-8 digits", re.compile(r"^\d{1,8}$")),
 }
 
 
-def gs1_elements(pairs: Sequence[tuple[str, str]]) -> list[tuple[str, str, bool]]:
-    """Check (AI, value) pairs; return (ai, value, needs_separator_if_not_last)."""
-    out = []
+def gs1_elements(pairs: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Check filled (AI, value) pairs against :data:`AI_FORMATS` and return them.
+
+    Where FNC1 goes between them is :func:`gatewayd.gs1.fnc1_chunks`'s business.
+    """
     for ai, value in pairs:
         expected, pattern = AI_FORMATS[ai]
-        if not pattern.match(value):
+        if not pattern.fullmatch(value):
             raise PayloadError(f"GS1 AI ({ai}): expected {expected}, got {value!r}")
-        out.append((ai, value, ai[:2] not in PREDEFINED_LENGTH))
-    return out
+    return list(pairs)
 
 
 # ---------------------------------------------------------------------------------------
@@ -424,55 +418,6 @@ def fill_ai(pairs: Sequence[tuple[str, str]], values: Mapping[str, str], *, temp
 # Template loading and validation
 
 
-class _Problems:
-    def __init__(self) -> None:
-        self.items: list[str] = []
-
-    def add(self, path: str, message: str) -> None:
-        self.items.append(f"{path}: {message}")
-
-
-_MISSING: Any = object()
-_NUMBER = "a number"
-
-
-class _Keys:
-    """One TOML table being validated: takes keys, then reports the ones never taken."""
-
-    def __init__(self, data: Mapping[str, Any], path: str, problems: _Problems) -> None:
-        self.data, self.path, self.problems = data, path, problems
-        self.taken: set[str] = set()
-
-    def key(self, name: str) -> str:
-        return f"{self.path}.{name}" if self.path else name
-
-    def get(self, name: str, kind: type, default: Any = _MISSING,
-            check: Callable[[Any], str | None] | None = None) -> Any:
-        self.taken.add(name)
-        value = self.data.get(name, _MISSING)
-        if value is _MISSING:
-            if default is _MISSING:
-                self.problems.add(self.key(name), "required key is missing")
-            return None if default is _MISSING else default
-        if kind is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
-            want = {str: "a string", float: _NUMBER, int: "an integer", list: "a list",
-                    bool: "true or false"}[kind]
-            self.problems.add(self.key(name), f"expected {want}, got {value!r}")
-            return None
-        message = check(value) if check else None
-        if message:
-            self.problems.add(self.key(name), message)
-            return None
-        return value
-
-    def finish(self) -> None:
-        for name in self.data:
-            if name not in self.taken:
-                self.problems.add(self.key(name), "unknown key (check the spelling)")
-
-
 def _size(low: float, high: float) -> Callable[[Any], str | None]:
     def check(value: float) -> str | None:
         return None if low <= value <= high else (
@@ -485,7 +430,7 @@ def _template_string(value: str) -> str | None:
     return names if isinstance(names, str) else None
 
 
-def _field_list(keys: _Keys, name: str) -> tuple[str, ...]:
+def _field_list(keys: Table, name: str) -> tuple[str, ...]:
     raw = keys.get(name, list, [])
     if raw is None:
         return ()
@@ -498,7 +443,7 @@ def _field_list(keys: _Keys, name: str) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _ai_list(keys: _Keys) -> tuple[tuple[str, str], ...]:
+def _ai_list(keys: Table) -> tuple[tuple[str, str], ...]:
     raw = keys.get("ai", list, [])
     out = []
     for i, item in enumerate(raw or []):
@@ -519,7 +464,7 @@ def _ai_list(keys: _Keys) -> tuple[tuple[str, str], ...]:
 ELEMENT_TYPES = ("text", "qr", "code128", "gs1_128", "datamatrix", "box")
 
 
-def _element(keys: _Keys, width: float, height: float) -> Element | None:
+def _element(keys: Table, width: float, height: float) -> Element | None:
     kind = keys.get("type", str, check=lambda v: None if v in ELEMENT_TYPES else (
         f"expected one of {', '.join(ELEMENT_TYPES)}, got {v!r}"))
     common = {
@@ -567,7 +512,7 @@ def _element(keys: _Keys, width: float, height: float) -> Element | None:
         kw["thickness"] = keys.get("thickness", float, 0.3, check=_size(0.1, 50))
         element = BoxElement
     else:
-        keys.taken.update(keys.data)  # the type is wrong; other keys cannot be judged
+        keys.skip(keys.data)  # the type is wrong; other keys cannot be judged
         return None
     keys.finish()
     if any(v is None for k, v in {**common, **kw}.items() if k != "data") or (
@@ -579,8 +524,8 @@ def _element(keys: _Keys, width: float, height: float) -> Element | None:
 
 def parse_template(name: str, data: Mapping[str, Any]) -> Template:
     """Validate one parsed template; raise :class:`ConfigError` listing every problem."""
-    problems = _Problems()
-    top = _Keys(data, "", problems)
+    problems = Problems()
+    top = Table(data, "", problems)
     description = top.get("description", str, "")
     width = top.get("width_mm", float, check=_size(5, 300))
     height = top.get("height_mm", float, check=_size(5, 1000))
@@ -593,7 +538,7 @@ def parse_template(name: str, data: Mapping[str, Any]) -> Template:
         if not isinstance(raw, dict):
             problems.add(path, f"expected a table [[elements]], got {raw!r}")
             continue
-        element = _element(_Keys(raw, path, problems), width or 1000.0, height or 1000.0)
+        element = _element(Table(raw, path, problems), width or 1000.0, height or 1000.0)
         if element is not None:
             elements.append(element)
     if raw_elements is not None and not raw_elements:

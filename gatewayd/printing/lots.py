@@ -9,14 +9,13 @@ import re
 from datetime import date as Date
 
 from gatewayd.errors import PayloadError
+from gatewayd.gs1 import is_cset82
 
 __all__ = ["MAX_LOT_LENGTH", "MAX_SEQ", "format_lot", "validate_supplier"]
 
 SUPPLIER_RE = re.compile(r"^[A-Z0-9]{1,8}$")
 MAX_SEQ = 999_999
 MAX_LOT_LENGTH = 20  # GS1 AI (10) is X..20 (GS1 General Specifications 3.2)
-# GS1 General Specifications 7.11, Figure 7.11-1: AI encodable character set 82.
-CSET82_RE = re.compile(r"^[!\"%&'()*+,\-./0-9:;<=>?A-Z_a-z]+$")
 
 
 def validate_supplier(code: object) -> str:
@@ -43,7 +42,7 @@ def format_lot(lot_format: str, *, supplier: str, date: Date, seq: int) -> str:
         raise PayloadError(
             f"lot_format {lot_format!r}: cannot format with supplier, date and seq ({exc!r})"
         ) from None
-    if len(lot) > MAX_LOT_LENGTH or not CSET82_RE.match(lot):
+    if not lot or len(lot) > MAX_LOT_LENGTH or not is_cset82(lot):
         raise PayloadError(
             f"lot id {lot!r} from lot_format {lot_format!r}: expected 1-{MAX_LOT_LENGTH} "
             "characters of GS1 character set 82 (it goes into GS1 AI (10))"

@@ -1,7 +1,7 @@
 """Pure ZPL II encoder: a template and label data in, printer bytes out, no I/O.
 
 Every piece of field data goes through :func:`escape_field` under ``^FH_`` so no value
-from a barcode or a request can start a printer command (DESIGN.md, "Security rules").
+from a barcode or a request can start a printer command (README "Security").
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import re
 from collections.abc import Mapping
 
 from gatewayd.errors import PayloadError
+from gatewayd.gs1 import fnc1_chunks
 from gatewayd.printing.labels import (
     BoxElement,
     Code128Element,
@@ -126,14 +127,13 @@ def _element(element: Element, values: Mapping[str, str], *, dpi: int, template:
         pairs = gs1_elements(fill_ai(element.ai, values, template=template))
         if not pairs:
             raise PayloadError(f"GS1-128 in template {template!r}: none of its fields is given")
-        chunks: list[str | None] = [None]  # FNC1 in first position marks GS1-128
-        for i, (ai, value, variable) in enumerate(pairs):
-            chunks.append(ai + value)
-            if variable and i < len(pairs) - 1:
-                chunks.append(None)  # FNC1 ends a variable-length field (GS1 GS 5.4.7.5)
+        # FNC1 (None) in first position marks GS1-128; another separates the chunks.
+        chunks: list[str | None] = [None]
+        for i, chunk in enumerate(fnc1_chunks(pairs)):
+            chunks += [None, chunk] if i else [chunk]
         out = _code128(fo, element.module, element.height, chunks, dpi)
         if element.hri:
-            hri = "".join(f"({ai}){value}" for ai, value, _ in pairs)
+            hri = "".join(f"({ai}){value}" for ai, value in pairs)
             y = element.y + element.height + 1.0
             out += (f"\n^FO{mm_to_dots(element.x, dpi)},{mm_to_dots(y, dpi)}"
                     f"^A0N,{mm_to_dots(_HRI_HEIGHT_MM, dpi)},0{_fd(hri)}")
@@ -144,11 +144,8 @@ def _element(element: Element, values: Mapping[str, str], *, dpi: int, template:
             if not pairs:
                 raise PayloadError(f"GS1 DataMatrix in template {template!r}: no field given")
             # ^BX escape sequence "#1" is FNC1: first = GS1 Data Matrix, later = separator.
-            body = _DM_ESCAPE + "1"
-            for i, (ai, value, variable) in enumerate(pairs):
-                body += ai + value
-                if variable and i < len(pairs) - 1:
-                    body += _DM_ESCAPE + "1"
+            fnc1 = _DM_ESCAPE + "1"
+            body = fnc1 + fnc1.join(fnc1_chunks(pairs))
         else:
             assert element.data is not None
             body = fill(element.data, values, template=template).replace(

@@ -1,6 +1,6 @@
 """Scan decoding: the raw bytes of one scanner read become one frozen :class:`Scan`.
 
-This is the one place where reads are parsed (STYLE guideline 4); nothing downstream
+This is the one place where reads are parsed (docs/ARCHITECTURE.md, the read flow); nothing downstream
 re-parses ``raw``. :func:`decode` never raises: a read that cannot be understood becomes a
 ``Scan`` of kind ``"unknown"`` with its errors, and is published like any other.
 
@@ -32,18 +32,18 @@ How a read is classified, in order:
    does); it is kind ``"unknown"`` with an error saying it is not a GS1 element string,
    Digital Link or site lot id.
 
-Element strings are split by the GS1 AI table that ships with biip: a predefined-length AI
-(GS1 General Specifications figure 7.8.5-2) takes its fixed length, any other AI runs to the
-next GS or the end. Every AI's value goes into ``ai`` as read; the typed fields (``gtin``,
-``lot``, ``expiry``, ``serial``, ``sscc``, ``count``) are filled only from values that are
-valid (format, check digit, date) and unambiguous (an AI repeated with a different value
-fills no typed field), so a consumer that uses only the typed fields never picks up a
-misread. Problems are listed in ``errors``: bad check digits (GTIN, SSCC, GLN), bad dates,
-values longer than the AI allows (the usual trace of a missing GS before the next AI),
-invalid characters, unknown AIs and repeated AIs. A read with errors whose first AI is
-known is still kind ``"gs1"``. A read longer than :data:`MAX_DECODE_CHARS` is kept in
-``raw`` but not parsed, and at most :data:`MAX_ERRORS` errors are listed, so every payload
-stays bounded.
+Element strings are split by the rule of :mod:`gatewayd.gs1`, on the AI table that ships
+with biip: a predefined-length AI (GS1 General Specifications figure 7.8.5-2) takes its
+fixed length, any other AI runs to the next GS or the end. Every AI's value goes into
+``ai`` as read; the typed fields (``gtin``, ``lot``, ``expiry``, ``serial``, ``sscc``,
+``count``) are filled only from values that are valid (format, check digit, date) and
+unambiguous (an AI repeated with a different value fills no typed field), so a consumer
+that uses only the typed fields never picks up a misread. Problems are listed in
+``errors``: bad check digits (GTIN, SSCC, GLN), bad dates, values longer than the AI allows
+(the usual trace of a missing GS before the next AI), invalid characters, unknown AIs and
+repeated AIs. A read with errors whose first AI is known is still kind ``"gs1"``. A read
+longer than :data:`MAX_DECODE_CHARS` is kept in ``raw`` but not parsed, and at most
+:data:`MAX_ERRORS` errors are listed, so every payload stays bounded.
 
 Known limit: a missing GS after a variable-length value is only detectable when the
 concatenation exceeds the AI's maximum length or breaks its character set; a short lot
@@ -56,7 +56,6 @@ from __future__ import annotations
 import calendar
 import dataclasses
 import datetime as dt
-import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -71,6 +70,7 @@ from biip.gs1_digital_link_uris import GS1DigitalLinkURI
 from biip.symbology import ISOSymbology
 
 from gatewayd.errors import ConfigError
+from gatewayd.gs1 import CSET82, GS, application_identifier, predefined_length, value_lengths
 
 if TYPE_CHECKING:
     from gatewayd.config import DecodeSettings
@@ -83,13 +83,9 @@ __all__ = [
     "Kind",
     "Scan",
     "decode",
-    "unescape_raw",
 ]
 
 Kind = Literal["gs1", "digital_link", "lot", "unknown"]
-
-GS = "\x1d"
-"""ASCII group separator: how scanners transmit FNC1 between element strings."""
 
 MAX_DECODE_CHARS = 8192
 """Longer reads are kept in ``raw`` but not parsed. The largest barcode payloads (QR Code:
@@ -113,8 +109,6 @@ _ASCII_DIGITS_RE = re.compile(r"[0-9]+")
 _GTIN_SYMBOLOGIES: Mapping[str, frozenset[int]] = MappingProxyType(
     {"]E0": frozenset({12, 13}), "]E4": frozenset({8}), "]I1": frozenset({14})}
 )
-# GS1 General Specifications figure 7.11-1: the 82 characters allowed in "X" fields.
-_CSET82 = frozenset("!\"%&'()*+,-./0123456789:;<=>?ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz")
 # AIs whose value starts with a YYMMDD date (GS1 General Specifications 3.4 and 3.9).
 _DATE_AIS = frozenset({"11", "12", "13", "15", "16", "17", "4324", "4325", "4326", "7003", "7006", "7007", "8008"})
 _CLIP = 60
@@ -157,7 +151,7 @@ DEFAULT_OPTIONS = DecodeOptions()
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Scan:
-    """One decoded read: the scan-event fields of DESIGN.md "Scan event".
+    """One decoded read: the scan-event fields of README "Scan event".
 
     ``ai`` holds every AI value as read; the typed fields hold only valid, unambiguous
     values. ``ai`` is a read-only mapping (a plain dict passed in is copied), so a ``Scan``
@@ -183,7 +177,7 @@ class Scan:
             object.__setattr__(self, "errors", tuple(self.errors))
 
     def payload_fields(self) -> dict[str, Any]:
-        """The scan-event fields, in DESIGN order: symbology, raw, kind, gtin, lot, expiry,
+        """The scan-event fields, in the documented order: symbology, raw, kind, gtin, lot, expiry,
         serial, sscc, count, ai (plain dict), errors (list)."""
         return {
             "symbology": self.symbology,
@@ -228,7 +222,7 @@ def decode(
         errors.append(f"internal decode error: {type(exc).__name__}: {exc}")
         scan = Scan(raw=raw, symbology=sym, kind="unknown", ai={}, errors=tuple(errors))
     if len(scan.errors) > MAX_ERRORS:
-        # Every payload is bounded (DESIGN "Security rules"); raw still has everything.
+        # Every payload is bounded (README "Security"); raw still has everything.
         more = len(scan.errors) - (MAX_ERRORS - 1)
         listed = (*scan.errors[: MAX_ERRORS - 1], f"{more} more errors not listed")
         scan = dataclasses.replace(scan, errors=listed)
@@ -322,29 +316,6 @@ def _check_digit_ok(digits: str) -> bool:
 # GS1 element strings
 
 
-@functools.lru_cache(maxsize=2048)
-def _ai_at(prefix: str) -> GS1ApplicationIdentifier | None:
-    """The AI that ``prefix`` (up to 4 characters) starts with. AIs are prefix-free."""
-    try:
-        return GS1ApplicationIdentifier.extract(prefix)
-    except ParseError:
-        return None
-
-
-@functools.lru_cache(maxsize=1024)
-def _length_limits(ai: GS1ApplicationIdentifier) -> tuple[int | None, int | None]:
-    """(fixed length, maximum length) of the AI's data, from its format, e.g. 'N2+X..20'."""
-    parts = [p.strip("[]") for p in ai.format.split("+")[1:]]
-    if len(parts) == 1 and re.fullmatch(r"N\d+", parts[0]):
-        n = int(parts[0][1:])
-        return n, n
-    total = 0
-    for part in parts:
-        numbers = re.findall(r"\d+", part)
-        total += int(numbers[-1]) if numbers else 1
-    return None, total or None
-
-
 def _element_string(raw: str, sym: str | None, message: str, errors: list[str]) -> Scan:
     elements: list[tuple[str, str]] = []
     problems: list[str] = []
@@ -355,7 +326,7 @@ def _element_string(raw: str, sym: str | None, message: str, errors: list[str]) 
         if message[i] == GS:
             i += 1
             continue
-        ai = _ai_at(message[i : i + 4])
+        ai = application_identifier(message[i : i + 4])
         if ai is None:
             rest = message[i:]
             nxt = message.find(GS, i)
@@ -373,8 +344,8 @@ def _element_string(raw: str, sym: str | None, message: str, errors: list[str]) 
         end = message.find(GS, start)
         if end < 0:
             end = n
-        fixed, _ = _length_limits(ai)
-        if not ai.separator_required and fixed is not None:
+        fixed = predefined_length(ai.ai)
+        if fixed is not None:
             # Predefined length (figure 7.8.5-2): no separator needed after it.
             end = min(end, start + fixed)
         elements.append((ai.ai, message[start:end]))
@@ -388,7 +359,7 @@ def _element_string(raw: str, sym: str | None, message: str, errors: list[str]) 
 
 def _value_problems(code: str, value: str, *, today: dt.date) -> list[str]:
     """What is wrong with one AI value: format, characters, check digit, date."""
-    ai = _ai_at(code)
+    ai = application_identifier(code)
     if ai is None or ai.ai != code:
         return [f"unknown GS1 AI {code!r}"]
     if not (value.isascii() and re.fullmatch(ai.pattern, code + value)):
@@ -423,7 +394,7 @@ def _check_digit_kind(code: str) -> str | None:
 
 def _format_problem(ai: GS1ApplicationIdentifier, value: str) -> str:
     code = ai.ai
-    fixed, maximum = _length_limits(ai)
+    fixed, maximum = value_lengths(ai)
     if fixed is not None and len(value) < fixed:
         return f"AI {code}: {value!r} is {len(value)} characters, expected {fixed} (format {ai.format})"
     if maximum is not None and len(value) > maximum:
@@ -433,7 +404,7 @@ def _format_problem(ai: GS1ApplicationIdentifier, value: str) -> str:
         )
     numeric = all(p.lstrip("[").startswith("N") for p in ai.format.split("+")[1:])
     for pos, char in enumerate(value):
-        if (numeric and char not in "0123456789") or char not in _CSET82:
+        if (numeric and char not in "0123456789") or char not in CSET82:
             return f"AI {code}: invalid character {char!r} at position {pos} in {_clip(value)}"
     return f"AI {code}: {_clip(value)} does not match the format {ai.format}"
 
@@ -545,39 +516,10 @@ def _digital_link(raw: str, sym: str | None, message: str, errors: list[str]) ->
     # biip keeps only the last value of a query AI given twice; add every query AI value,
     # so that a repeat with a different value is reported like any repeated AI.
     for key, value in parse_qsl(urlsplit(message).query):
-        known = _ai_at(key)
+        known = application_identifier(key)
         if known is not None and known.ai == key:
             elements.append((key, value))
     return _build(raw, sym, "digital_link", elements, errors)
-
-
-# ---------------------------------------------------------------------------------------
-# Escapes for the CLI and replay files
-
-_ESCAPE_RE = re.compile(r"\\x([0-9A-Fa-f]{2})|\\([rnt\\])|<GS>")
-_SIMPLE_ESCAPES = MappingProxyType({"r": b"\r", "n": b"\n", "t": b"\t", "\\": b"\\"})
-
-
-def unescape_raw(text: str) -> bytes:
-    r"""Turn a written-down read into its bytes, for the CLI and replay files.
-
-    ``\xNN`` (a literal backslash, x, two hex digits) becomes that byte, ``<GS>`` becomes
-    0x1D, ``\r``, ``\n``, ``\t`` and ``\\`` their characters; everything else is UTF-8.
-    An unrecognised escape is kept as written.
-    """
-    out = bytearray()
-    pos = 0
-    for m in _ESCAPE_RE.finditer(text):
-        out += text[pos : m.start()].encode("utf-8", errors="backslashreplace")
-        if m.group(1) is not None:
-            out.append(int(m.group(1), 16))
-        elif m.group(2) is not None:
-            out += _SIMPLE_ESCAPES[m.group(2)]
-        else:
-            out += b"\x1d"
-        pos = m.end()
-    out += text[pos:].encode("utf-8", errors="backslashreplace")
-    return bytes(out)
 
 
 def _clip(value: str) -> str:

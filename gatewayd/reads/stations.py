@@ -11,8 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from gatewayd.config import STEPS, Settings, StationSettings
-from gatewayd.config.loader import Step
+from gatewayd.config import STEPS, Settings, StationSettings, Step
 
 __all__ = ["BIZ_STEPS", "StationState", "Stations", "StepCommand"]
 

@@ -1,0 +1,296 @@
+"""The settings: frozen dataclasses, their choices and their defaults, each written once.
+
+A default lives on its dataclass field and a set of choices in its ``Literal`` type (or a
+tuple where a ``Literal`` cannot hold the values); :mod:`gatewayd.config.loader` reads both
+from here, and ``gatewayd check`` prints the result (:meth:`Settings.to_dict`).
+
+A scanner's settings are one class per driver (:data:`ScannerSettings` is their union);
+the class is the tag, and its ``driver`` class attribute names it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Literal, TypeAlias, get_args
+
+__all__ = [
+    "BAUDRATES",
+    "MQTT_PORTS",
+    "SCANNER_DRIVERS",
+    "SCANNER_SETTINGS",
+    "SERVER_HOST",
+    "STEPS",
+    "STOPBITS",
+    "BrokerUrl",
+    "DecodeSettings",
+    "EvdevScannerSettings",
+    "FramingSettings",
+    "GatewaySettings",
+    "HidPosScannerSettings",
+    "LabelSettings",
+    "LogSettings",
+    "MqttSettings",
+    "OutboxSettings",
+    "PrinterSettings",
+    "ReplayScannerSettings",
+    "ScannerSettings",
+    "SerialScannerSettings",
+    "Settings",
+    "StationSettings",
+    "Step",
+    "TcpScannerSettings",
+]
+
+# Movement steps; each maps to a GS1 CBV business step (gatewayd.reads.stations).
+Step = Literal["receiving", "transfer", "picking", "dispatch"]
+STEPS: tuple[Step, ...] = get_args(Step)
+
+BrokerScheme = Literal["mqtt", "mqtts"]
+MQTT_PORTS: dict[BrokerScheme, int] = {"mqtt": 1883, "mqtts": 8883}  # IANA-registered MQTT ports
+MqttProtocol = Literal[3, 5]  # MQTT 3.1.1 or 5
+Synchronous = Literal["full", "normal"]  # SQLite PRAGMA synchronous
+LogLevel = Literal["debug", "info", "warning", "error"]
+PrinterDriver = Literal["zpl", "escpos"]
+Dpi = Literal[203, 300, 600]
+Parity = Literal["N", "E", "O", "M", "S"]
+Bytesize = Literal[5, 6, 7, 8]
+TcpMode = Literal["client", "server"]
+TerminatorKey = Literal["enter", "tab"]
+BAUDRATES = (1200, 2400, 4800, 9600, 14400, 19200, 38400, 57600, 115200, 230400)
+STOPBITS: tuple[float, ...] = (1, 1.5, 2)  # a Literal cannot hold 1.5
+SERVER_HOST = "0.0.0.0"  # noqa: S104  # a server-mode TCP scanner listens on every address by default
+
+
+@dataclass(frozen=True, slots=True)
+class GatewaySettings:
+    id: str
+    site: str | None = None
+    state_dir: Path = Path("/var/lib/gatewayd")
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerUrl:
+    scheme: BrokerScheme
+    host: str
+    port: int
+
+    @property
+    def tls(self) -> bool:
+        return self.scheme == "mqtts"
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class MqttSettings:
+    brokers: tuple[BrokerUrl, ...] = (BrokerUrl("mqtt", "localhost", MQTT_PORTS["mqtt"]),)
+    topic_prefix: str = "gatewayd"
+    protocol: MqttProtocol = 5
+    client_id: str | None = None  # default: gatewayd-{gateway.id}
+    username: str | None = None
+    password_file: Path | None = None
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    keepalive: int = 30
+    max_payload_bytes: int = 65536  # largest accepted request payload
+    reconnect_min_s: float = 0.5
+    reconnect_max_s: float = 30.0
+    failback_s: float = 300.0  # on a fallback broker, look this often for the first one; 0 = stay
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxSettings:
+    max_events: int = 1_000_000  # undelivered events kept before new reads are refused
+    max_bytes: int = 512 * 1024 * 1024
+    retention_hours: float = 168.0  # delivered history kept for replay
+    drain_rate: int = 5000  # events per second after an outage; 0 = unlimited
+    inflight: int = 100  # unacknowledged publishes at once
+    synchronous: Synchronous = "full"
+
+
+@dataclass(frozen=True, slots=True)
+class DecodeSettings:
+    lot_pattern: str | None = None
+    separator_substitutes: tuple[str, ...] = ()
+    step_prefix: str = "STEP:"  # command barcodes that switch a station's step
+    max_read_bytes: int = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class LabelSettings:
+    resolver: str = "https://id.gs1.org"
+    lot_format: str = "{supplier}-{date:%Y%m%d}-{seq:04d}"
+    templates_dir: Path | None = None  # user templates, beside the built-in ones
+    max_batch: int = 5000
+    max_copies: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class LogSettings:
+    level: LogLevel = "info"
+
+
+@dataclass(frozen=True, slots=True)
+class StationSettings:
+    id: str
+    step: Step
+    location: str | None = None
+    dedupe_ms: int = 1500
+
+
+@dataclass(frozen=True, slots=True)
+class FramingSettings:
+    """How a byte-stream scanner (serial, tcp) separates reads; flat keys in its table."""
+
+    terminator: str = "\r"
+    stx_etx: bool = False
+    char_timeout_ms: int = 200  # a partial read is flushed after this silence; 0 = never
+    max_length: int = 4096
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _ScannerBase:
+    """What every scanner has; ``driver`` is fixed by the class."""
+
+    driver: ClassVar[str]
+    id: str
+    station: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SerialScannerSettings(_ScannerBase):
+    driver: ClassVar[Literal["serial"]] = "serial"
+    port: str
+    baudrate: int = 9600
+    bytesize: Bytesize = 8
+    parity: Parity = "N"
+    stopbits: float = 1.0
+    framing: FramingSettings = field(default_factory=FramingSettings)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TcpScannerSettings(_ScannerBase):
+    driver: ClassVar[Literal["tcp"]] = "tcp"
+    host: str  # client: the scanner's address; server: the address to listen on (SERVER_HOST)
+    port: int
+    mode: TcpMode = "client"
+    framing: FramingSettings = field(default_factory=FramingSettings)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EvdevScannerSettings(_ScannerBase):
+    """A keyboard wedge, matched by exactly one of path, name or usb."""
+
+    driver: ClassVar[Literal["evdev"]] = "evdev"
+    path: str | None = None
+    name: str | None = None
+    usb: str | None = None
+    layout: str = "us"  # a name in gatewayd_drivers.keymaps.LAYOUTS
+    terminator_key: TerminatorKey = "enter"
+    gs_substitute: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HidPosScannerSettings(_ScannerBase):
+    driver: ClassVar[Literal["hidpos"]] = "hidpos"
+    usb: str
+    serial_number: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReplayScannerSettings(_ScannerBase):
+    driver: ClassVar[Literal["replay"]] = "replay"
+    path: str
+    interval_s: float = 0.0  # seconds between reads unless the file says otherwise
+    loop: bool = False
+
+
+ScannerSettings: TypeAlias = (
+    SerialScannerSettings
+    | TcpScannerSettings
+    | EvdevScannerSettings
+    | HidPosScannerSettings
+    | ReplayScannerSettings
+)
+# The settings class of each driver, by its name, in the order the docs list them.
+SCANNER_SETTINGS: dict[str, type[ScannerSettings]] = {cls.driver: cls for cls in get_args(ScannerSettings)}
+SCANNER_DRIVERS: tuple[str, ...] = tuple(SCANNER_SETTINGS)
+
+
+@dataclass(frozen=True, slots=True)
+class PrinterSettings:
+    id: str
+    driver: PrinterDriver
+    transport: str  # a printer URL in its canonical form (gatewayd_drivers.printer_transport)
+    dpi: Dpi = 203
+    allow_raw: bool = False
+    station: str | None = None  # the station this printer serves
+    profile: str = "default"  # python-escpos printer profile
+    status_interval_s: float = 5.0
+    timeout_s: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    gateway: GatewaySettings
+    mqtt: MqttSettings = field(default_factory=MqttSettings)
+    outbox: OutboxSettings = field(default_factory=OutboxSettings)
+    decode: DecodeSettings = field(default_factory=DecodeSettings)
+    labels: LabelSettings = field(default_factory=LabelSettings)
+    log: LogSettings = field(default_factory=LogSettings)
+    stations: tuple[StationSettings, ...] = ()
+    scanners: tuple[ScannerSettings, ...] = ()
+    printers: tuple[PrinterSettings, ...] = ()
+    source: Path | None = None
+
+    @property
+    def topic_root(self) -> str:
+        return f"{self.mqtt.topic_prefix}/{self.gateway.id}"
+
+    def station(self, station_id: str) -> StationSettings:
+        for s in self.stations:
+            if s.id == station_id:
+                return s
+        raise KeyError(station_id)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The effective configuration, shaped like the TOML it came from (same keys, each
+        scanner with its driver's keys only), so ``gatewayd check`` output is itself a
+        valid config. Secrets are not part of the settings, only the paths to them."""
+        out: dict[str, Any] = {
+            "gateway": _plain(asdict(self.gateway)),
+            "mqtt": _plain({**asdict(self.mqtt), "brokers": [str(b) for b in self.mqtt.brokers]}),
+            "outbox": _plain(asdict(self.outbox)),
+            "decode": _plain(asdict(self.decode)),
+            "labels": _plain(asdict(self.labels)),
+            "log": _plain(asdict(self.log)),
+        }
+        if self.stations:
+            out["stations"] = [_plain(asdict(s)) for s in self.stations]
+        if self.scanners:
+            out["scanners"] = [_scanner_table(s) for s in self.scanners]
+        if self.printers:
+            out["printers"] = [_plain(asdict(p)) for p in self.printers]
+        return out
+
+
+def _scanner_table(s: ScannerSettings) -> dict[str, Any]:
+    """A scanner as its ``[[scanners]]`` table: the driver named, framing keys flat."""
+    values = asdict(s)
+    framing = values.pop("framing", {})
+    table = {"id": values.pop("id"), "station": values.pop("station"), "driver": s.driver}
+    return dict(_plain({**table, **values, **framing}))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
