@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import asyncio
 
-import serial
-import serial_asyncio_fast
-
 from gatewayd_drivers.base import DeviceUnavailable
 from gatewayd_drivers.transport_base import StreamLink, TransportLifecycle, read_answer
 
@@ -56,6 +53,11 @@ class SerialPrinter(TransportLifecycle):
         if self._link is not None and self._link.usable:
             return self._link
         await self.close()
+        # pyserial is imported when a serial printer is opened, not when the URL grammar
+        # (which the config check uses) is.
+        import serial
+        import serial_asyncio_fast
+
         loop = asyncio.get_running_loop()
         link = StreamLink(self._where)
         try:

@@ -18,7 +18,7 @@ import sqlite3
 import time
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gatewayd import __version__
 from gatewayd.clock import ClockSync, rfc3339
@@ -30,7 +30,6 @@ from gatewayd.delivery.replay import Replay
 from gatewayd.delivery.requests import Requests, check_fields
 from gatewayd.errors import ConfigError, DeviceUnavailable, OutboxFull, PayloadError
 from gatewayd.payloads import device_payload, job_payload, json_bytes, printer_payload, station_payload
-from gatewayd.printing.service import PrintService
 from gatewayd.reads.decode import DecodeOptions
 from gatewayd.reads.scan_event import StepCommandRead, scan_event
 from gatewayd.reads.scanners import build_scanner
@@ -38,6 +37,9 @@ from gatewayd.reads.stations import Stations
 from gatewayd.systemd import Notifier
 from gatewayd_drivers.backoff import Backoff
 from gatewayd_drivers.base import DeviceState, RawRead, Scanner
+
+if TYPE_CHECKING:
+    from gatewayd.printing.service import PrintService
 
 __all__ = ["Gateway"]
 
@@ -192,6 +194,10 @@ class Gateway:
 
     async def _start_printing(self, stack: contextlib.AsyncExitStack) -> None:
         """The print path, started once MQTT is set up; it takes requests once it runs."""
+        # Imported here, when printers are configured: the print path brings label
+        # rendering and its libraries, which a scan-only gateway should not load at start.
+        from gatewayd.printing.service import PrintService
+
         printing = PrintService(self.settings, on_job_event=self._job_event, on_printer_state=self._printer_state)
         await printing.start()
         stack.push_async_callback(printing.stop)

@@ -20,7 +20,6 @@ from typing import Any
 
 from gatewayd.config import PrinterSettings, Settings
 from gatewayd.errors import ConfigError, PayloadError
-from gatewayd.printing.escpos_render import render_escpos
 from gatewayd.printing.jobs import JobSpec, PrinterBinding, PrintJobs
 from gatewayd.printing.labels import LabelData, Template, TemplateLibrary
 from gatewayd.printing.lot_sequence import LotSequence
@@ -188,6 +187,10 @@ def build_job(
             if printer.driver == "zpl":
                 one = render_zpl(req.template, data, dpi=printer.dpi, resolver=resolver, copies=1)
             else:
+                # Imported here: ESC/POS rendering brings python-escpos and Pillow, which a
+                # ZPL-only site never needs.
+                from gatewayd.printing.escpos_render import render_escpos
+
                 one = render_escpos(req.template, data, resolver=resolver, profile=printer.profile)
             rendered.extend([one] * req.copies)
     return JobSpec(
