@@ -55,7 +55,6 @@ from gatewayd.config.settings import (
     TerminatorKey,
 )
 from gatewayd.errors import ConfigError
-from gatewayd_drivers.keymaps import LAYOUTS
 from gatewayd_drivers.printer_transport import parse_printer_url
 
 __all__ = ["DEFAULT_CONFIG_PATH", "default_config_path", "load", "parse"]
@@ -522,6 +521,10 @@ def _evdev_keys(t: Table) -> dict[str, Any]:
     kw = {"path": key("path", str, _path), "name": key("name", str, _nonempty), "usb": key("usb", str, _usb_id)}
     if sum(v is not None for v in kw.values()) != 1:
         t.problems.add(t.path, "an evdev scanner needs exactly one of path, name or usb")
+    # The keymap tables are imported only where a wedge scanner is configured: they are the
+    # largest module of the drivers, and a gateway without one never needs them.
+    from gatewayd_drivers.keymaps import LAYOUTS
+
     return kw | {
         "layout": key("layout", str, _one_of(*LAYOUTS)),
         "terminator_key": key("terminator_key", str, _choice(TerminatorKey)),
