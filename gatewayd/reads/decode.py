@@ -11,7 +11,11 @@ How a read is classified, in order:
    exactly, with the AIM prefix and every control character kept.
 2. **Symbology.** An AIM symbology identifier (ISO/IEC 15424: ``]`` + code character +
    modifier, e.g. ``]C1``) is taken from the start of the data, or from the out-of-band
-   ``symbology`` argument (HID-POS). The rest of the data is the *message*.
+   ``symbology`` argument (HID-POS). The rest of the data is the *message*. A scanner whose
+   ``prefix`` is ``"honeywell"`` or ``"zebra"`` starts its reads with a vendor ID instead,
+   which :mod:`gatewayd.reads.vendor_ids` maps to the AIM identifier; a read without a known
+   one is kind ``"unknown"`` with the error, nothing stripped. With ``"none"`` the whole read
+   is the message.
 3. **Digital Link.** A message starting with ``http://`` or ``https://`` (any case) is
    parsed as a GS1 Digital Link URI by the rules of :mod:`gatewayd.gs1`, which agree with
    the GS1 Barcode Syntax Engine: the primary key may follow a path prefix (found from the
@@ -84,9 +88,10 @@ from gatewayd.gs1 import (
     predefined_length,
     value_lengths,
 )
+from gatewayd.reads.vendor_ids import split_prefix
 
 if TYPE_CHECKING:
-    from gatewayd.config import DecodeSettings
+    from gatewayd.config import DecodeSettings, VendorPrefix
 
 __all__ = [
     "GS",
@@ -215,12 +220,14 @@ def decode(
     data: bytes,
     *,
     symbology: str | None = None,
+    prefix: VendorPrefix = "aim",
     options: DecodeOptions = DEFAULT_OPTIONS,
     driver_errors: Sequence[str] = (),
 ) -> Scan:
     """Decode one read. Never raises for any input.
 
-    ``symbology`` is the AIM identifier when the transport carries it out of band.
+    ``symbology`` is the AIM identifier when the transport carries it out of band; ``prefix``
+    is what the scanner puts before each read (its ``prefix`` setting; ``"aim"`` by default).
     ``driver_errors`` (from the scanner driver, e.g. 'read truncated at 4096 bytes') are
     prepended to ``errors``. See the module docstring for the classification rules.
     """
@@ -229,8 +236,19 @@ def decode(
     sym: str | None = None
     try:
         raw = _text(data, errors)
-        sym, message = _symbology(raw, symbology, errors)
-        scan = _classify(raw, sym, message, options, errors)
+        if symbology or prefix == "aim":
+            sym, message = _symbology(raw, symbology, errors)
+            scan = _classify(raw, sym, message, options, errors)
+        elif prefix == "none":
+            scan = _classify(raw, None, raw, options, errors)
+        else:
+            split = split_prefix(raw, prefix)
+            if split.error is not None:
+                # A wrong prefix setting or a scanner reconfigured: never guess, never strip.
+                scan = Scan(raw=raw, symbology=None, kind="unknown", ai={}, errors=(*errors, split.error))
+            else:
+                sym = split.symbology
+                scan = _classify(raw, sym, split.message, options, errors)
     except Exception as exc:  # a decoder bug must not lose the read
         errors.append(f"internal decode error: {type(exc).__name__}: {exc}")
         scan = Scan(raw=raw, symbology=sym, kind="unknown", ai={}, errors=tuple(errors))
