@@ -6,9 +6,12 @@ Chart", Zebra "Symbol Code Identifiers"), not read from the module, so a changed
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gatewayd.config import EvdevScannerSettings, SerialScannerSettings, TcpScannerSettings, VendorPrefix
 from gatewayd.demo.local_broker import LocalBroker
@@ -80,6 +83,20 @@ def test_honeywell_code_ids(code: str, aim: str, symbology: str) -> None:
 @pytest.mark.parametrize(("code", "aim", "symbology"), ZEBRA, ids=[f"{c} {s}" for c, _, s in ZEBRA])
 def test_zebra_code_types(code: str, aim: str, symbology: str) -> None:
     assert split_prefix(f"{code}DATA-1", "zebra") == PrefixSplit(aim, "DATA-1")
+
+
+@given(
+    vendor=st.sampled_from([("honeywell", c, a) for c, a, _ in HONEYWELL] + [("zebra", c, a) for c, a, _ in ZEBRA]),
+    body=st.text(alphabet="0123456789\x1dABC-/:.", max_size=40)
+    | st.sampled_from([f"01{GTIN}", "00106141411234567897", f"https://id.gs1.org/01/{GTIN}"]),
+)
+def test_a_vendor_prefix_decodes_as_its_aim_identifier(vendor: tuple[VendorPrefix, str, str], body: str) -> None:
+    # Everything but raw is what the scanner would have produced with AIM identifiers on.
+    prefix, code, aim = vendor
+    by_vendor = decode(f"{code}{body}".encode(), prefix=prefix)
+    by_aim = decode(f"{aim}{body}".encode())
+    assert by_vendor.raw == f"{code}{body}"
+    assert dataclasses.replace(by_vendor, raw=by_aim.raw) == by_aim
 
 
 def test_aim_and_none_are_not_split_here() -> None:
