@@ -8,12 +8,12 @@ symbology by its AIM identifier, so GS1 data is still recognised by the decoder.
 The tables come from the vendors' manuals:
 
 - **Honeywell Code ID**: one character, from the "Symbology Chart" appendix of Honeywell's
-  scanner user guides (e.g. the Xenon 1900/1902 and 3820 user guides: columns AIM ID,
-  possible AIM modifiers, Code ID). GS1-128 has its own Code ID, ``I``; ``j`` is plain
-  Code 128.
+  scanner user guides (e.g. the 3820 user's guide, appendix A: columns AIM ID, possible AIM
+  modifiers, Code ID (hex)). GS1-128 has its own Code ID, ``I`` (0x49); ``j`` (0x6A) is
+  plain Code 128.
 - **Zebra (Symbol) code type**: one character, or ``P0`` and a third for 2D symbologies,
-  from "Symbol Code Identifiers" in Zebra's scanner Product Reference Guides (e.g. the SP72,
-  DS457 and DS3678 guides). Zebra names GS1 DataMatrix (``P0G``) and GS1 QR (``P0Q``) apart.
+  from "Symbol Code Identifiers" (table "Symbol Code Characters") in Zebra's scanner Product
+  Reference Guides (e.g. the SP72 and DS457 guides). Zebra names GS1 DataMatrix (``P0G``) and GS1 QR (``P0Q``) apart.
 
 A vendor ID names a symbology, not the options the reader applied, so the AIM modifier is the
 one that claims nothing beyond the symbology: ``0`` for linear codes, ``1`` for Data Matrix and
