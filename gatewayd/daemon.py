@@ -34,6 +34,7 @@ from gatewayd.reads.decode import DecodeOptions
 from gatewayd.reads.scan_event import StepCommandRead, scan_event
 from gatewayd.reads.scanners import build_scanner
 from gatewayd.reads.stations import Stations
+from gatewayd.reads.vendor_ids import prefix_of
 from gatewayd.systemd import Notifier
 from gatewayd_drivers.backoff import Backoff
 from gatewayd_drivers.base import DeviceState, RawRead, Scanner
@@ -283,6 +284,7 @@ class Gateway:
             clock_synced=self.clock.synced(),
             step_command=self.stations.step_command,
             options=self.decode_options,
+            prefix=prefix_of(sc),
         )
         if isinstance(result, StepCommandRead):
             self.counters.step_commands += 1

@@ -195,9 +195,11 @@ def gateway_config(
     reconnect_max_s: float = 0.3,
     mqtt: str = "",
     outbox: str = "",
+    scanner_keys: str = "",
     name: str = "gatewayd.toml",
 ) -> Path:
-    """A one-station, one-pty-scanner gateway with fast reconnects and no dedupe."""
+    """A one-station, one-pty-scanner gateway with fast reconnects and no dedupe;
+    ``scanner_keys`` are more keys for the scanner's table (TOML lines)."""
     brokers_toml = ", ".join(json.dumps(b) for b in brokers)
     return write_config(
         tmp_path / name,
@@ -229,6 +231,7 @@ station = "dock-03"
 driver = "serial"
 port = "{scanner.path}"
 char_timeout_ms = 0
+{scanner_keys}
 """,
     )
 

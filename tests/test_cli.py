@@ -286,6 +286,19 @@ def test_decode_with_config_station_and_step(tmp_path: Path) -> None:
     assert (scan["step"], scan["biz_step"]) == ("dispatch", "urn:epcglobal:cbv:bizstep:shipping")
 
 
+def test_decode_with_a_vendor_prefix(tmp_path: Path) -> None:
+    honeywell, zebra = (
+        decode_lines(gatewayd("decode", "--prefix", prefix, raw, tmp_path=tmp_path))[0]
+        for prefix, raw in (("honeywell", "I0109506000134352<GS>10ABC"), ("zebra", "P0Q0109506000134352"))
+    )
+    assert (honeywell["symbology"], honeywell["raw"], honeywell["kind"]) == ("]C1", "I0109506000134352\x1d10ABC", "gs1")
+    assert (honeywell["gtin"], honeywell["lot"]) == ("09506000134352", "ABC")
+    assert (zebra["symbology"], zebra["kind"], zebra["gtin"]) == ("]Q3", "gs1", "09506000134352")
+    result = gatewayd("decode", "--prefix", "symbol", "x", tmp_path=tmp_path)
+    assert result.returncode == 2
+    assert "--prefix: invalid choice: 'symbol' (choose from 'aim', 'honeywell', 'zebra', 'none')" in result.stderr
+
+
 def test_decode_cuts_a_long_read_like_run(tmp_path: Path) -> None:
     [scan] = decode_lines(gatewayd("decode", "A" * 5000, tmp_path=tmp_path))
     assert scan["raw"] == "A" * 4096  # [decode] max_read_bytes

@@ -184,6 +184,18 @@ INVALID: list[tuple[str, dict[str, Any], list[str], str]] = [
     ("serial bad baudrate", with_(scanners__0__baudrate=9601), ["scanners[0].baudrate"], "got 9601"),
     ("serial bad parity", with_(scanners__0__parity="X"), ["scanners[0].parity"], "expected one of 'N'"),
     ("serial bad stopbits", with_(scanners__0__stopbits=3), ["scanners[0].stopbits"], "got 3.0"),
+    (
+        "serial bad prefix",
+        with_(scanners__0__prefix="symbol"),
+        ["scanners[0].prefix"],
+        "expected one of 'aim', 'honeywell', 'zebra', 'none', got 'symbol'",
+    ),
+    (
+        "tcp prefix upper case",
+        with_(scanners__1__prefix="AIM"),
+        ["scanners[1].prefix"],
+        "expected one of 'aim', 'honeywell', 'zebra', 'none', got 'AIM'",
+    ),
     ("empty terminator", with_(scanners__0__terminator=""), ["scanners[0].terminator"], "expected a non-empty string"),
     (
         "scanner without driver",
@@ -563,6 +575,14 @@ SCANNER_TABLES: list[tuple[dict[str, Any], ScannerSettings]] = [
         {"driver": "tcp", "host": "10.0.0.61", "port": 2001},
         TcpScannerSettings(id="s", station="dock-03", host="10.0.0.61", port=2001),
     ),
+    (
+        {"driver": "serial", "port": "/dev/ttyUSB0", "prefix": "honeywell"},
+        SerialScannerSettings(id="s", station="dock-03", port="/dev/ttyUSB0", prefix="honeywell"),
+    ),
+    (
+        {"driver": "tcp", "host": "10.0.0.61", "port": 2001, "prefix": "zebra"},
+        TcpScannerSettings(id="s", station="dock-03", host="10.0.0.61", port=2001, prefix="zebra"),
+    ),
     ({"driver": "evdev", "usb": "05f9:2206"}, EvdevScannerSettings(id="s", station="dock-03", usb="05f9:2206")),
     ({"driver": "hidpos", "usb": "0c2e:0b87"}, HidPosScannerSettings(id="s", station="dock-03", usb="0c2e:0b87")),
     (
@@ -572,7 +592,9 @@ SCANNER_TABLES: list[tuple[dict[str, Any], ScannerSettings]] = [
 ]
 
 
-@pytest.mark.parametrize(("table", "expected"), SCANNER_TABLES, ids=[t["driver"] for t, _ in SCANNER_TABLES])
+@pytest.mark.parametrize(
+    ("table", "expected"), SCANNER_TABLES, ids=[f"{t['driver']} {t.get('prefix', '')}" for t, _ in SCANNER_TABLES]
+)
 def test_each_driver_gets_its_settings_class_with_the_dataclass_defaults(
     table: dict[str, Any], expected: ScannerSettings
 ) -> None:
@@ -603,6 +625,11 @@ FOREIGN_KEYS: list[tuple[str, dict[str, Any], str]] = [
         "scanners[0].layout: unknown key (layout is a key of driver 'evdev', not 'hidpos')",
     ),
     (
+        "prefix on a keyboard wedge",
+        with_(scanners__0={"id": "w", "station": "dock-03", "driver": "evdev", "usb": "05f9:2206", "prefix": "aim"}),
+        "scanners[0].prefix: unknown key (prefix is a key of driver 'serial' or 'tcp', not 'evdev')",
+    ),
+    (
         "driver key without a driver",
         with_(scanners__0__driver=DELETE),
         "scanners[0].port: unknown key (port is a key of driver 'serial' or 'tcp'; set driver first)",
@@ -621,7 +648,7 @@ def test_effective_config_of_every_driver_parses_back_to_the_same_settings(tmp_p
     again = parse(tomllib.loads(to_toml(s.to_dict())), source=s.source)
     assert again == s
     tables = {t["driver"]: t for t in s.to_dict()["scanners"]}
-    assert set(tables["tcp"]) == {"id", "station", "driver", "host", "port", "mode", *FRAMING_KEYS}
+    assert set(tables["tcp"]) == {"id", "station", "driver", "host", "port", "mode", "prefix", *FRAMING_KEYS}
     assert set(tables["hidpos"]) == {"id", "station", "driver", "usb", "serial_number"}
 
 

@@ -479,6 +479,14 @@ CASES = [
             lot="ABC",
             expiry="2027-12-31",
             ai={"01": GTIN, "17": "271200", "10": "ABC"},
+            # GS1 Digital Link URI Syntax: a GTIN is 14 digits in the path, and a key
+            # qualifier (10 for 01) goes in the path; the reference engine rejects both. The
+            # values are unambiguous, so the typed fields stay filled.
+            errors=[
+                "AI 01: '9506000134352' in the Digital Link path is a GTIN-13; "
+                "GS1 Digital Link requires all 14 digits; read as '09506000134352'",
+                "AI 10: a key qualifier of 01; it belongs in the Digital Link path, not the query",
+            ],
         ),
         id="digital link with query AIs and a gtin-13 in the path",
     ),
@@ -532,7 +540,7 @@ CASES = [
             kind="digital_link",
             gtin=GTIN,
             ai={"01": GTIN, "10": "A"},
-            errors=["AI 10: appears twice with different values 'A' and 'B'"],
+            errors=["AI 10: appears in both the Digital Link path and query, as 'A' and 'B'"],
         ),
         id="digital link with a lot in path and query",
     ),
@@ -542,7 +550,7 @@ CASES = [
         DecodeOptions(),
         fields(
             "https://example.com/about",
-            errors=["not a GS1 Digital Link URI: Expected a primary identifier in the path, got '/about'."],
+            errors=["not a GS1 Digital Link URI: no GS1 primary key AI (such as 01 or 00) in the path '/about'"],
         ),
         id="a url that is not a digital link",
     ),
@@ -773,6 +781,337 @@ def test_decode(data: bytes | str, symbology: str | None, options: DecodeOptions
     raw_bytes = data.encode() if isinstance(data, str) else data
     scan = decode(raw_bytes, symbology=symbology, options=options)
     assert scan.payload_fields() == expected
+
+
+# --- GS1 conformance: the GS1 Barcode Syntax Engine's verdicts, one table per rule --------------
+# The engine is GS1's reference implementation; tests/test_gs1_conformance.py holds its own test
+# vectors against gatewayd.gs1. These tables check the whole scan each rule gives.
+
+
+def dl(uri: str, **kw: Any) -> Any:
+    """A Digital Link row: the URI, and the scan it decodes to."""
+    return pytest.param(uri, fields(uri, **kw), id=uri.removeprefix("https://"))
+
+
+DL_PATH_PREFIX = [
+    # GS1 Digital Link URI Syntax, customURIstem: any path may precede the primary key; the
+    # engine walks back from the right over /AI/value pairs to the rightmost primary key.
+    dl(
+        "https://scan.example.com/some/path/01/09506000134352/10/ABC",
+        kind="digital_link",
+        gtin=GTIN,
+        lot="ABC",
+        ai={"01": GTIN, "10": "ABC"},
+    ),
+    dl("https://a.example/00/faux/00/106141411234567897", kind="digital_link", sscc=SSCC, ai={"00": SSCC}),
+    dl("https://a.example/gs1/00/01/09506000134352", kind="digital_link", gtin=GTIN, ai={"01": GTIN}),
+    dl(
+        "https://a.example/01/shop/01/09506000134352/21/S1",
+        kind="digital_link",
+        gtin=GTIN,
+        serial="S1",
+        ai={"01": GTIN, "21": "S1"},
+    ),
+    dl(
+        "https://a.example/01/09506000134352/",
+        errors=[
+            "not a GS1 Digital Link URI: no GS1 primary key AI (such as 01 or 00) in the path '/01/09506000134352/'"
+        ],
+    ),
+]
+
+DL_GTIN_LENGTH = [
+    # GS1 Digital Link URI Syntax, primary key formats: gtin-value = 14DIGIT. The engine rejects a
+    # GTIN-8/12/13 by default and pads it with its legacy option: gatewayd pads it (the GTIN is
+    # unambiguous) and reports it.
+    dl(
+        "https://id.gs1.org/01/416000336108",
+        kind="digital_link",
+        gtin="00416000336108",
+        ai={"01": "00416000336108"},
+        errors=[
+            "AI 01: '416000336108' in the Digital Link path is a GTIN-12; "
+            "GS1 Digital Link requires all 14 digits; read as '00416000336108'"
+        ],
+    ),
+    dl(
+        "https://id.gs1.org/01/02345673",
+        kind="digital_link",
+        gtin="00000002345673",
+        ai={"01": "00000002345673"},
+        errors=[
+            "AI 01: '02345673' in the Digital Link path is a GTIN-8; "
+            "GS1 Digital Link requires all 14 digits; read as '00000002345673'"
+        ],
+    ),
+    dl(
+        "https://id.gs1.org/01/09506000134",
+        kind="digital_link",
+        ai={"01": "09506000134"},
+        errors=["AI 01: '09506000134' is 11 characters, expected 14 (format N2+N14)"],
+    ),
+    dl(
+        "https://id.gs1.org/01/095060001343520",
+        kind="digital_link",
+        ai={"01": "095060001343520"},
+        errors=[
+            "AI 01: '095060001343520' is 15 characters, longer than the maximum 14; "
+            "a GS separator is probably missing before the next AI"
+        ],
+    ),
+    # In the query the engine pads a GTIN-13 silently (it is an element-string value there).
+    dl(
+        "https://example.com/8004/9520614141234567?01=9520123456788",
+        kind="digital_link",
+        gtin="09520123456788",
+        ai={"8004": "9520614141234567", "01": "09520123456788"},
+    ),
+]
+
+DL_EMPTY_VALUES = [
+    # An empty path value was read as GTIN 00000000000000 (a valid check digit) before.
+    dl(
+        "https://id.gs1.org/01//10/ABC",
+        errors=["not a GS1 Digital Link URI: AI 01: empty value in the path '/01//10/ABC'"],
+    ),
+    dl("https://id.gs1.org/01/", errors=["not a GS1 Digital Link URI: AI 01: empty value in the path '/01/'"]),
+    dl(
+        "https://id.gs1.org/01/09506000134352?17=",
+        kind="digital_link",
+        gtin=GTIN,
+        ai={"01": GTIN},
+        errors=["AI 17: empty value in the Digital Link query (17=)"],
+    ),
+    dl(  # a key that is not all digits is no AI: the engine skips it, empty or not
+        "https://id.gs1.org/01/09506000134352?linkType=&17=271231",
+        kind="digital_link",
+        gtin=GTIN,
+        expiry="2027-12-31",
+        ai={"01": GTIN, "17": "271231"},
+    ),
+]
+
+DL_REPEATS = [
+    # One instance of an AI per URI, even with the same value (the engine: "AI (10) is duplicated").
+    dl(
+        "https://id.gs1.org/01/09506000134352/10/ABC?10=ABC",
+        kind="digital_link",
+        gtin=GTIN,
+        lot="ABC",
+        ai={"01": GTIN, "10": "ABC"},
+        errors=["AI 10: appears in both the Digital Link path and query, as 'ABC' and 'ABC'"],
+    ),
+    dl(
+        "https://id.gs1.org/01/09506000134352?01=09506000134352",
+        kind="digital_link",
+        gtin=GTIN,
+        ai={"01": GTIN},
+        errors=["AI 01: appears in both the Digital Link path and query, as '09506000134352' and '09506000134352'"],
+    ),
+    dl(  # contradicting values: the first is kept in ai, and fills no typed field
+        "https://id.gs1.org/01/09506000134352?17=271231&17=280101",
+        kind="digital_link",
+        gtin=GTIN,
+        ai={"01": GTIN, "17": "271231"},
+        errors=["AI 17: appears twice in the Digital Link query, as '271231' and '280101'"],
+    ),
+    dl(
+        "https://id.gs1.org/01/09506000134352?99=X&99=X",
+        kind="digital_link",
+        gtin=GTIN,
+        ai={"01": GTIN, "99": "X"},
+        errors=["AI 99: appears twice in the Digital Link query, as 'X' and 'X'"],
+    ),
+]
+
+DL_PATH_AND_QUERY_AIS = [
+    # Syntax Dictionary dlpkey: 01 takes the qualifiers 22, 10, 21 (in that order) or 235.
+    dl(
+        "https://id.gs1.org/01/09506000134352/22/X/235/Y",
+        kind="digital_link",
+        gtin=GTIN,
+        ai={"01": GTIN, "22": "X", "235": "Y"},
+        errors=[
+            "AIs 01, 22, 235 in the Digital Link path are not a valid key-qualifier sequence: "
+            "01 takes only 22, 10, 21 in that order or 235"
+        ],
+    ),
+    dl(
+        "https://id.gs1.org/01/09506000134352?10=L1",
+        kind="digital_link",
+        gtin=GTIN,
+        lot="L1",
+        ai={"01": GTIN, "10": "L1"},
+        errors=["AI 10: a key qualifier of 01; it belongs in the Digital Link path, not the query"],
+    ),
+    dl(
+        "https://id.gs1.org/01/09506000134352/235/XYZ?10=L1",
+        kind="digital_link",
+        gtin=GTIN,
+        lot="L1",
+        ai={"01": GTIN, "235": "XYZ", "10": "L1"},
+    ),
+    dl(
+        "https://id.gs1.org/01/09506000134352?21=S1",
+        kind="digital_link",
+        gtin=GTIN,
+        serial="S1",
+        ai={"01": GTIN, "21": "S1"},
+        errors=["AI 21: not a GS1 Digital Link data attribute, so not allowed in the query"],
+    ),
+    # GS1 Digital Link URI Syntax, extensions: an all-numeric key is an AI, never an extension.
+    dl(
+        "https://id.gs1.org/01/09506000134352?99=ABC&999=x",
+        kind="digital_link",
+        gtin=GTIN,
+        ai={"01": GTIN, "99": "ABC"},
+        errors=["unknown GS1 AI '999' in the Digital Link query"],
+    ),
+    # RFC 3986 section 2: a raw space must be percent-encoded.
+    dl(
+        "https://id.gs1.org/01/09506000134352/10/A B",
+        kind="digital_link",
+        gtin=GTIN,
+        ai={"01": GTIN, "10": "A B"},
+        errors=[
+            "character ' ' at position 41 is not allowed in a URI; it must be percent-encoded",
+            "AI 10: invalid character ' ' at position 1 in 'A B'",
+        ],
+    ),
+    dl(
+        "https://id.gs1.org/01/09506000134352/10/A%00B",
+        errors=["not a GS1 Digital Link URI: AI 10: the path value 'A%00B' decodes to a NUL character"],
+    ),
+]
+
+
+@pytest.mark.parametrize(("uri", "expected"), DL_PATH_PREFIX)
+def test_digital_link_path_prefix(uri: str, expected: dict[str, Any]) -> None:
+    assert decode(uri.encode()).payload_fields() == expected
+
+
+@pytest.mark.parametrize(("uri", "expected"), DL_GTIN_LENGTH)
+def test_digital_link_gtin_is_14_digits(uri: str, expected: dict[str, Any]) -> None:
+    assert decode(uri.encode()).payload_fields() == expected
+
+
+@pytest.mark.parametrize(("uri", "expected"), DL_EMPTY_VALUES)
+def test_digital_link_empty_values(uri: str, expected: dict[str, Any]) -> None:
+    assert decode(uri.encode()).payload_fields() == expected
+
+
+@pytest.mark.parametrize(("uri", "expected"), DL_REPEATS)
+def test_digital_link_repeated_ais(uri: str, expected: dict[str, Any]) -> None:
+    assert decode(uri.encode()).payload_fields() == expected
+
+
+@pytest.mark.parametrize(("uri", "expected"), DL_PATH_AND_QUERY_AIS)
+def test_digital_link_path_and_query_ais(uri: str, expected: dict[str, Any]) -> None:
+    assert decode(uri.encode()).payload_fields() == expected
+
+
+# GS1 General Specifications 7.9.1 (mod 10) and 7.9.5 (check character pair, mod 1021), for every
+# AI whose Syntax Dictionary format carries one: (AI, a valid value, a wrong one, its message).
+EXPECTED_8 = "expected 8, got 9"
+CHECK_DIGITS = [
+    ("00", SSCC, "106141411234567890", "AI 00: invalid SSCC check digit in '106141411234567890': expected 7, got 0"),
+    ("01", GTIN, "09506000134353", "AI 01: invalid GTIN check digit in '09506000134353': expected 2, got 3"),
+    ("02", GTIN_02, "09506000134370", "AI 02: invalid GTIN check digit in '09506000134370': expected 6, got 0"),
+    ("03", GTIN, "09506000134353", "AI 03: invalid GTIN check digit in '09506000134353': expected 2, got 3"),
+    (
+        "253",
+        "9520123456788XYZ",
+        "9520123456789XYZ",
+        "AI 253: invalid GDTI check digit in '9520123456789XYZ': expected 8 at position 12, got 9",
+    ),
+    (
+        "255",
+        "95201234567880123",
+        "95201234567890123",
+        "AI 255: invalid GCN check digit in '95201234567890123': expected 8 at position 12, got 9",
+    ),
+    (
+        "402",
+        "95201234567890122",
+        "95201234567890123",
+        "AI 402: invalid GSIN check digit in '95201234567890123': expected 2, got 3",
+    ),
+    *(
+        (
+            ai,
+            "9520123456788",
+            "9520123456789",
+            f"AI {ai}: invalid GLN check digit in '9520123456789': expected 8, got 9",
+        )
+        for ai in ("410", "411", "412", "413", "414", "415", "416", "417")
+    ),
+    (  # the GRAI's check digit is its 14th character: position 13, after the leading 0
+        "8003",
+        "09506000134352ABC123",
+        "09506000134353ABC123",
+        "AI 8003: invalid GRAI check digit in '09506000134353ABC123': expected 2 at position 13, got 3",
+    ),
+    (
+        "8006",
+        "095201234567880102",
+        "095201234567890102",
+        "AI 8006: invalid ITIP check digit in '095201234567890102': expected 8 at position 13, got 9",
+    ),
+    (
+        "8013",
+        "1987654Ad4X4bL5ttr2310c2K",
+        "1987654Ad4X4bL5ttr2310cXK",
+        "AI 8013: invalid GMN check character pair in '1987654Ad4X4bL5ttr2310cXK': expected '2K', got 'XK'",
+    ),
+    (
+        "8014",
+        "95201234ABCSD",
+        "95201234ABCSE",
+        "AI 8014: invalid MUDI check character pair in '95201234ABCSE': expected 'SD', got 'SE'",
+    ),
+    (
+        "8017",
+        "952012345678901233",
+        "952012345678901234",
+        "AI 8017: invalid GSRN check digit in '952012345678901234': expected 3, got 4",
+    ),
+    (
+        "8018",
+        "952012345678901233",
+        "952012345678901239",
+        "AI 8018: invalid GSRN check digit in '952012345678901239': expected 3, got 9",
+    ),
+    (
+        "8026",
+        "095201234567880102",
+        "095201234567890102",
+        "AI 8026: invalid ITIP check digit in '095201234567890102': expected 8 at position 13, got 9",
+    ),
+]
+TYPED = {"00": "sscc", "01": "gtin", "02": "gtin"}
+
+
+@pytest.mark.parametrize(("ai", "good", "bad", "message"), CHECK_DIGITS, ids=[row[0] for row in CHECK_DIGITS])
+def test_check_digits_in_element_strings(ai: str, good: str, bad: str, message: str) -> None:
+    good_raw, bad_raw = f"]C1{ai}{good}", f"]C1{ai}{bad}"
+    typed = {TYPED[ai]: good} if ai in TYPED else {}
+    assert decode(good_raw.encode()).payload_fields() == fields(
+        good_raw, symbology="]C1", kind="gs1", ai={ai: good}, **typed
+    )
+    assert decode(bad_raw.encode()).payload_fields() == fields(
+        bad_raw, symbology="]C1", kind="gs1", ai={ai: bad}, errors=[message]
+    )
+
+
+def test_check_digits_in_a_digital_link() -> None:
+    # Values are checked alike wherever they come from: the GRAI as a Digital Link primary key.
+    uri = "https://id.gs1.org/8003/09506000134353ABC"
+    assert decode(uri.encode()).payload_fields() == fields(
+        uri,
+        kind="digital_link",
+        ai={"8003": "09506000134353ABC"},
+        errors=["AI 8003: invalid GRAI check digit in '09506000134353ABC': expected 2 at position 13, got 3"],
+    )
 
 
 def test_driver_errors_come_first() -> None:

@@ -5,13 +5,16 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from typing import get_args
 from urllib.parse import quote
 
 from biip.checksums import gs1_standard_check_digit
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gatewayd.config import VendorPrefix
 from gatewayd.gs1 import CSET82_CHARACTERS, fnc1_chunks
+from gatewayd.printing.labels import digital_link
 from gatewayd.reads.decode import GS, DecodeOptions, Scan, decode
 
 KINDS = {"gs1", "digital_link", "lot", "unknown"}
@@ -45,12 +48,13 @@ def check_scan(scan: Scan) -> None:
     symbology=symbologies,
     opts=options,
     driver_errors=st.lists(st.text(max_size=10), max_size=2),
+    prefix=st.sampled_from(get_args(VendorPrefix)),
 )
 @settings(max_examples=400)
 def test_decode_never_raises_and_is_json(
-    data: bytes, symbology: str | None, opts: DecodeOptions, driver_errors: list[str]
+    data: bytes, symbology: str | None, opts: DecodeOptions, driver_errors: list[str], prefix: VendorPrefix
 ) -> None:
-    scan = decode(data, symbology=symbology, options=opts, driver_errors=driver_errors)
+    scan = decode(data, symbology=symbology, prefix=prefix, options=opts, driver_errors=driver_errors)
     check_scan(scan)
     assert scan.errors[: len(driver_errors)] == tuple(driver_errors)
     assert not any(e.startswith("internal decode error") for e in scan.errors)
@@ -168,3 +172,20 @@ def test_digital_link_round_trip(elements: list[tuple[str, str]], upper: bool) -
     assert scan.kind == "digital_link"
     assert scan.raw == uri
     assert_fields(scan, elements)
+
+
+# A custom URI stem: path segments that are not all digits, so never taken for an AI.
+stems = st.lists(st.text(alphabet="abcdefghijklmnopqrstuvwxyz-", min_size=1, max_size=8), max_size=3)
+
+
+@given(elements=element_strings(), stem=stems)
+def test_a_digital_link_path_prefix_changes_nothing(elements: list[tuple[str, str]], stem: list[str]) -> None:
+    # GS1 Digital Link URI Syntax: the primary key may follow any path (customURIstem).
+    ai = dict(elements)
+    lot, serial = ai.get("10"), ai.get("21")
+    expiry = dt.datetime.strptime(ai["17"], "%y%m%d").date() if "17" in ai else None
+    resolver = "https://example.com" + "".join(f"/{segment}" for segment in stem)
+    uri = digital_link(resolver, gtin=ai["01"], lot=lot, expiry=expiry, serial=serial)
+    scan = decode(uri.encode())
+    assert scan.kind == "digital_link"
+    assert_fields(scan, [(k, v) for k, v in elements if k != "37"])

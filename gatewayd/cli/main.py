@@ -11,10 +11,10 @@ import time
 import tomllib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from gatewayd import __version__
-from gatewayd.config import STEPS, Settings, default_config_path, load
+from gatewayd.config import STEPS, Settings, VendorPrefix, default_config_path, load
 from gatewayd.errors import ConfigError
 from gatewayd.logging_setup import setup_logging
 
@@ -195,6 +195,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
             clock_synced=synced,
             step_command=step_command,
             options=options,
+            prefix=args.prefix,
         )
         if isinstance(result, StepCommandRead):
             state = dataclasses.replace(state, step=result.step, since=time.time())
@@ -346,6 +347,13 @@ def build_parser() -> argparse.ArgumentParser:
     _config_arg(p)
     p.add_argument("--station", help="station whose step and read point tag the reads")
     p.add_argument("--step", choices=STEPS, help="override the station's step")
+    p.add_argument(
+        "--prefix",
+        choices=get_args(VendorPrefix),
+        default="aim",
+        help="what the scanner puts before each read, as a serial or tcp scanner's prefix setting: "
+        "an AIM identifier (default), a Honeywell Code ID, a Zebra code type, or none",
+    )
     p.add_argument("raw", nargs="+", metavar="RAW", help="a raw read, e.g. ']C1010950600013435210ABC123<GS>17271231'")
     p.set_defaults(func=cmd_decode)
 

@@ -26,6 +26,7 @@ from gatewayd.config.settings import (
     StationSettings,
     Step,
     TcpScannerSettings,
+    VendorPrefix,
 )
 
 __all__ = [
@@ -49,6 +50,7 @@ __all__ = [
     "StationSettings",
     "Step",
     "TcpScannerSettings",
+    "VendorPrefix",
     "default_config_path",
     "load",
     "parse",

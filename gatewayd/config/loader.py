@@ -53,6 +53,7 @@ from gatewayd.config.settings import (
     TcpMode,
     TcpScannerSettings,
     TerminatorKey,
+    VendorPrefix,
 )
 from gatewayd.errors import ConfigError
 from gatewayd_drivers.printer_transport import parse_printer_url
@@ -500,6 +501,7 @@ def _serial_keys(t: Table) -> dict[str, Any]:
         "bytesize": key("bytesize", int, _choice(Bytesize)),
         "parity": key("parity", str, _choice(Parity)),
         "stopbits": key("stopbits", float, _one_of(*STOPBITS)),
+        "prefix": key("prefix", str, _choice(VendorPrefix)),
     }
 
 
@@ -511,7 +513,13 @@ def _tcp_keys(t: Table) -> dict[str, Any]:
     mode = key("mode", str, _choice(TcpMode))
     # A client needs the scanner's address; a server listens on every address by default.
     host = t.get("host", str, SERVER_HOST if mode == "server" else MISSING, check=_nonempty)
-    return {"framing": framing, "mode": mode, "host": host, "port": key("port", int, _in_range(1, 65535))}
+    return {
+        "framing": framing,
+        "mode": mode,
+        "host": host,
+        "port": key("port", int, _in_range(1, 65535)),
+        "prefix": key("prefix", str, _choice(VendorPrefix)),
+    }
 
 
 def _evdev_keys(t: Table) -> dict[str, Any]:

@@ -40,6 +40,7 @@ __all__ = [
     "StationSettings",
     "Step",
     "TcpScannerSettings",
+    "VendorPrefix",
 ]
 
 # Movement steps; each maps to a GS1 CBV business step (gatewayd.reads.stations).
@@ -57,6 +58,9 @@ Parity = Literal["N", "E", "O", "M", "S"]
 Bytesize = Literal[5, 6, 7, 8]
 TcpMode = Literal["client", "server"]
 TerminatorKey = Literal["enter", "tab"]
+# What a byte-stream scanner puts before each read: an AIM identifier (ISO/IEC 15424), a
+# Honeywell Code ID, a Zebra (Symbol) code type, or nothing (gatewayd.reads.vendor_ids).
+VendorPrefix = Literal["aim", "honeywell", "zebra", "none"]
 BAUDRATES = (1200, 2400, 4800, 9600, 14400, 19200, 38400, 57600, 115200, 230400)
 STOPBITS: tuple[float, ...] = (1, 1.5, 2)  # a Literal cannot hold 1.5
 SERVER_HOST = "0.0.0.0"  # noqa: S104  # a server-mode TCP scanner listens on every address by default
@@ -169,6 +173,7 @@ class SerialScannerSettings(_ScannerBase):
     bytesize: Bytesize = 8
     parity: Parity = "N"
     stopbits: float = 1.0
+    prefix: VendorPrefix = "aim"
     framing: FramingSettings = field(default_factory=FramingSettings)
 
 
@@ -178,6 +183,7 @@ class TcpScannerSettings(_ScannerBase):
     host: str  # client: the scanner's address; server: the address to listen on (SERVER_HOST)
     port: int
     mode: TcpMode = "client"
+    prefix: VendorPrefix = "aim"
     framing: FramingSettings = field(default_factory=FramingSettings)
 
 

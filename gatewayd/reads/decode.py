@@ -11,10 +11,18 @@ How a read is classified, in order:
    exactly, with the AIM prefix and every control character kept.
 2. **Symbology.** An AIM symbology identifier (ISO/IEC 15424: ``]`` + code character +
    modifier, e.g. ``]C1``) is taken from the start of the data, or from the out-of-band
-   ``symbology`` argument (HID-POS). The rest of the data is the *message*.
+   ``symbology`` argument (HID-POS). The rest of the data is the *message*. A scanner whose
+   ``prefix`` is ``"honeywell"`` or ``"zebra"`` starts its reads with a vendor ID instead,
+   which :mod:`gatewayd.reads.vendor_ids` maps to the AIM identifier; a read without a known
+   one is kind ``"unknown"`` with the error, nothing stripped. With ``"none"`` the whole read
+   is the message.
 3. **Digital Link.** A message starting with ``http://`` or ``https://`` (any case) is
-   parsed as a GS1 Digital Link URI (path AIs, query AIs, percent-encoding). A URL that is
-   not a valid Digital Link is kind ``"unknown"`` with the reason.
+   parsed as a GS1 Digital Link URI by the rules of :mod:`gatewayd.gs1`, which agree with
+   the GS1 Barcode Syntax Engine: the primary key may follow a path prefix (found from the
+   right), path and query AIs are percent-decoded, and a GTIN-8/12/13 in the path, an empty
+   query value, an AI given twice, a key qualifier or non-attribute AI in the query are
+   errors on the scan (a short GTIN is padded to 14 digits, as it is unambiguous). A URL
+   without a primary key in its path, or with an empty path value, is kind ``"unknown"``.
 4. **GS1 element string**, when the symbology says so: ``]C1`` (GS1-128), ``]e0`` (GS1
    DataBar), ``]d2`` (GS1 DataMatrix), ``]Q3`` (GS1 QR Code), ``]J1`` (GS1 DotCode), per
    GS1 General Specifications figure 5.1.2-2. Likewise EAN/UPC (``]E0`` with 12 or 13
@@ -39,7 +47,8 @@ fixed length, any other AI runs to the next GS or the end. Every AI's value goes
 ``count``) are filled only from values that are valid (format, check digit, date) and
 unambiguous (an AI repeated with a different value fills no typed field), so a consumer
 that uses only the typed fields never picks up a misread. Problems are listed in
-``errors``: bad check digits (GTIN, SSCC, GLN), bad dates, values longer than the AI allows
+``errors``: bad check digits (every AI that carries one: GTIN, SSCC, GLN, GDTI, GCN, GSIN,
+GRAI, ITIP, GSRN, and the GMN and MUDI check character pairs), bad dates, values longer than the AI allows
 (the usual trace of a missing GS before the next AI), invalid characters, unknown AIs and
 repeated AIs. A read with errors whose first AI is known is still kind ``"gs1"``. A read
 longer than :data:`MAX_DECODE_CHARS` is kept in ``raw`` but not parsed, and at most
@@ -57,23 +66,32 @@ import calendar
 import dataclasses
 import datetime as dt
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
-from biip import ParseConfig, ParseError
-from biip.checksums import gs1_standard_check_digit
 from biip.gs1_application_identifiers import GS1ApplicationIdentifier
-from biip.gs1_digital_link_uris import GS1DigitalLinkURI
 from biip.symbology import ISOSymbology
 
 from gatewayd.errors import ConfigError
-from gatewayd.gs1 import CSET82, GS, application_identifier, predefined_length, value_lengths
+from gatewayd.gs1 import (
+    CSET82,
+    GS,
+    DigitalLinkError,
+    application_identifier,
+    check_ai_check_digits,
+    check_digital_link,
+    check_uri_characters,
+    gs1_check_digit,
+    predefined_length,
+    value_lengths,
+)
+from gatewayd.reads.vendor_ids import split_prefix
 
 if TYPE_CHECKING:
-    from gatewayd.config import DecodeSettings
+    from gatewayd.config import DecodeSettings, VendorPrefix
 
 __all__ = [
     "GS",
@@ -202,12 +220,14 @@ def decode(
     data: bytes,
     *,
     symbology: str | None = None,
+    prefix: VendorPrefix = "aim",
     options: DecodeOptions = DEFAULT_OPTIONS,
     driver_errors: Sequence[str] = (),
 ) -> Scan:
     """Decode one read. Never raises for any input.
 
-    ``symbology`` is the AIM identifier when the transport carries it out of band.
+    ``symbology`` is the AIM identifier when the transport carries it out of band; ``prefix``
+    is what the scanner puts before each read (its ``prefix`` setting; ``"aim"`` by default).
     ``driver_errors`` (from the scanner driver, e.g. 'read truncated at 4096 bytes') are
     prepended to ``errors``. See the module docstring for the classification rules.
     """
@@ -216,8 +236,19 @@ def decode(
     sym: str | None = None
     try:
         raw = _text(data, errors)
-        sym, message = _symbology(raw, symbology, errors)
-        scan = _classify(raw, sym, message, options, errors)
+        if symbology or prefix == "aim":
+            sym, message = _symbology(raw, symbology, errors)
+            scan = _classify(raw, sym, message, options, errors)
+        elif prefix == "none":
+            scan = _classify(raw, None, raw, options, errors)
+        else:
+            split = split_prefix(raw, prefix)
+            if split.error is not None:
+                # A wrong prefix setting or a scanner reconfigured: never guess, never strip.
+                scan = Scan(raw=raw, symbology=None, kind="unknown", ai={}, errors=(*errors, split.error))
+            else:
+                sym = split.symbology
+                scan = _classify(raw, sym, split.message, options, errors)
     except Exception as exc:  # a decoder bug must not lose the read
         errors.append(f"internal decode error: {type(exc).__name__}: {exc}")
         scan = Scan(raw=raw, symbology=sym, kind="unknown", ai={}, errors=tuple(errors))
@@ -309,7 +340,7 @@ def _unambiguous_element_string(message: str) -> bool:
 
 
 def _check_digit_ok(digits: str) -> bool:
-    return gs1_standard_check_digit(digits[:-1]) == int(digits[-1])
+    return gs1_check_digit(digits[:-1]) == int(digits[-1])
 
 
 # ---------------------------------------------------------------------------------------
@@ -370,26 +401,17 @@ def _value_problems(code: str, value: str, *, today: dt.date) -> list[str]:
                 return [f"AI {code}: invalid date {value!r}: {exc}"]
         return [_format_problem(ai, value)]
     problems: list[str] = []
-    kind = _check_digit_kind(code)
-    if kind is not None and not _check_digit_ok(value):
-        expected = gs1_standard_check_digit(value[:-1])
-        problems.append(f"AI {code}: invalid {kind} check digit in {value!r}: expected {expected}, got {value[-1]}")
+    # GS1 General Specifications 7.9: every AI whose format carries a check digit or check
+    # character pair (SSCC, GTIN, GLN, GDTI, GCN, GSIN, GRAI, ITIP, GMN, MUDI, GSRN).
+    check_problem = check_ai_check_digits(code, value)
+    if check_problem is not None:
+        problems.append(check_problem)
     if code in _DATE_AIS:
         try:
             _gs1_date(value[:6], today=today)
         except ValueError as exc:
             problems.append(f"AI {code}: invalid date {value!r}: {exc}")
     return problems
-
-
-def _check_digit_kind(code: str) -> str | None:
-    if code == "00":
-        return "SSCC"
-    if code in ("01", "02", "03"):
-        return "GTIN"
-    if code in ("410", "411", "412", "413", "414", "415", "416", "417"):
-        return "GLN"
-    return None
 
 
 def _format_problem(ai: GS1ApplicationIdentifier, value: str) -> str:
@@ -442,13 +464,16 @@ def _build(
     kind: Kind,
     elements: Sequence[tuple[str, str]],
     errors: list[str],
+    *,
+    ambiguous: Collection[str] = (),
 ) -> Scan:
-    """Assemble a Scan from (AI, value) pairs in read order."""
+    """Assemble a Scan from (AI, value) pairs in read order; an AI in ``ambiguous`` fills no
+    typed field."""
     today = dt.datetime.now(tz=dt.UTC).date()
     problems = list(errors)
     ai: dict[str, str] = {}
     valid: dict[str, str] = {}
-    conflicting: set[str] = set()
+    conflicting: set[str] = set(ambiguous)
     seen: set[tuple[str, str]] = set()
     for code, value in elements:
         if (code, value) in seen:
@@ -494,17 +519,19 @@ def _build(
 # ---------------------------------------------------------------------------------------
 # GS1 Digital Link
 
-# Path syntax is checked by biip; values are checked here like element strings, so a bad
-# date is an error on a Digital Link scan, not a reason to reject the whole URI.
-_DL_CONFIG = ParseConfig(gs1_element_strings_verify_date=False)
-
 
 def _digital_link(raw: str, sym: str | None, message: str, errors: list[str]) -> Scan:
-    # GS1 Digital Link 1.1 section 4: scheme and host are case-insensitive; biip relies on
-    # urlsplit, which lower-cases the scheme.
+    """A GS1 Digital Link URI, read by the rules of :mod:`gatewayd.gs1` (GS1 Digital Link URI
+    Syntax, as the GS1 Barcode Syntax Engine applies them). Only a URI without a primary key
+    in its path (or with an empty or NUL path value) is not a Digital Link at all; every other
+    problem is an error on a ``digital_link`` scan, and values are checked like element strings,
+    so a bad date is an error on the scan, not a reason to reject the URI."""
+    # GS1 Digital Link URI Syntax: scheme and host are case-insensitive (RFC 3986 3.1, 3.2.2);
+    # urlsplit accepts any case. The fragment is never part of the data.
     try:
-        uri = GS1DigitalLinkURI.parse(message, config=_DL_CONFIG)
-    except (ParseError, ValueError) as exc:
+        parts = urlsplit(message)
+        _, elements, problems = check_digital_link(parts.path, parts.query)
+    except (DigitalLinkError, ValueError) as exc:
         return Scan(
             raw=raw,
             symbology=sym,
@@ -512,14 +539,20 @@ def _digital_link(raw: str, sym: str | None, message: str, errors: list[str]) ->
             ai={},
             errors=(*errors, f"not a GS1 Digital Link URI: {exc}"),
         )
-    elements = [(es.ai.ai, es.value) for es in uri.element_strings]
-    # biip keeps only the last value of a query AI given twice; add every query AI value,
-    # so that a repeat with a different value is reported like any repeated AI.
-    for key, value in parse_qsl(urlsplit(message).query):
-        known = application_identifier(key)
-        if known is not None and known.ai == key:
-            elements.append((key, value))
-    return _build(raw, sym, "digital_link", elements, errors)
+    bad_character = check_uri_characters(message)
+    if bad_character is not None:
+        problems.insert(0, bad_character)
+    # check_digital_link reports every repeat (GS1 Digital Link URI Syntax: one instance of an
+    # AI per URI, even with the same value); keep the first value in ``ai``, and a value that
+    # a repeat contradicts fills no typed field.
+    first: dict[str, str] = {}
+    ambiguous: set[str] = set()
+    for code, value in elements:
+        if code not in first:
+            first[code] = value
+        elif first[code] != value:
+            ambiguous.add(code)
+    return _build(raw, sym, "digital_link", list(first.items()), [*errors, *problems], ambiguous=ambiguous)
 
 
 def _clip(value: str) -> str:

@@ -10,7 +10,9 @@
    published like any read, with the error.
 2. **Length.** A read longer than ``decode.max_read_bytes`` is cut to that many bytes, with
    an error saying so.
-3. **Decode** (:func:`gatewayd.reads.decode.decode`), with the driver's errors first.
+3. **Decode** (:func:`gatewayd.reads.decode.decode`), with the driver's errors first and
+   the scanner's ``prefix`` (an AIM identifier, a Honeywell Code ID or a Zebra code type:
+   :mod:`gatewayd.reads.vendor_ids`).
 4. **Tag** with the gateway, site, station, step, read point, scanner, time and clock state.
 
 It is pure: no outbox, no MQTT, no state changes. Deduplication (the station's repeat
@@ -25,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gatewayd.clock import rfc3339
-from gatewayd.config import Settings, Step
+from gatewayd.config import Settings, Step, VendorPrefix
 from gatewayd.reads.decode import DecodeOptions, Scan, decode
 from gatewayd.reads.stations import StationState, StepCommand
 from gatewayd_drivers.base import RawRead
@@ -85,11 +87,13 @@ def scan_event(
     clock_synced: bool,
     step_command: StepCommandParser,
     options: DecodeOptions | None = None,
+    prefix: VendorPrefix = "aim",
 ) -> ScanEvent | StepCommandRead:
     """The scan event of one read at ``station`` (its current state), or the step command it is.
 
     ``options`` are the decoding options built from ``settings.decode`` (pass them to build
-    them once, not per read). Never raises for any read: see the module docstring.
+    them once, not per read); ``prefix`` is the scanner's (:func:`gatewayd.reads.vendor_ids.prefix_of`).
+    Never raises for any read: see the module docstring.
     """
     data = read.data
     errors = list(read.errors)
@@ -107,7 +111,7 @@ def scan_event(
         data = data[:limit]
     if options is None:
         options = DecodeOptions.from_settings(settings.decode)
-    scan = decode(data, symbology=read.symbology, options=options, driver_errors=errors)
+    scan = decode(data, symbology=read.symbology, prefix=prefix, options=options, driver_errors=errors)
     return ScanEvent(
         gateway=settings.gateway.id,
         site=settings.gateway.site,
