@@ -26,7 +26,7 @@ from gatewayd_drivers.hidpos_scanner import HidPosAssembler, HidPosRead, choose_
 from gatewayd_drivers.keymaps import LAYOUTS as KEYBOARD_LAYOUTS
 from gatewayd_drivers.keymaps import KeyRead, KeyTranslator
 
-__all__ = ["CaptureOptions", "TimedRead", "capture_reads", "report_layout"]
+__all__ = ["CaptureOptions", "CaptureReads", "TimedRead", "capture_reads", "report_layout"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -57,6 +57,16 @@ class TimedRead:
     read: RawRead
 
 
+@dataclass(frozen=True, slots=True)
+class CaptureReads:
+    """The reads of a capture, how they were decoded (``decoder``: the HID-POS report layout,
+    keyboard layout or framing, for people), and the keys a wedge typed that made no read."""
+
+    reads: list[TimedRead]
+    decoder: str
+    ignored_keys: int = 0
+
+
 def report_layout(capture: Capture, name: str | None = None) -> HidPosLayout:
     """The HID-POS layout to decode ``capture`` with: ``name``'s, else the captured
     descriptor's, else the USB vendor's (else the generic one).
@@ -72,7 +82,7 @@ def report_layout(capture: Capture, name: str | None = None) -> HidPosLayout:
     return choose_layout(capture.descriptor, capture.usb_vid, device=f"capture of {capture.usb or 'a device'}")
 
 
-def capture_reads(capture: Capture, *, device: str, options: CaptureOptions | None = None) -> list[TimedRead]:
+def capture_reads(capture: Capture, *, device: str, options: CaptureOptions | None = None) -> CaptureReads:
     """Every read in ``capture``, as the driver of its kind would have delivered them.
 
     Raises:
@@ -87,9 +97,11 @@ def capture_reads(capture: Capture, *, device: str, options: CaptureOptions | No
     feed: Callable[[bytes | tuple[int, int, int], float | None], None]
     flush: Callable[[float | None, str], None]
     pending: Callable[[], bool]
+    ignored: Callable[[], int] = lambda: 0  # noqa: E731  # replaced for wedges
     if capture.kind == "hidpos":
         assembler = HidPosAssembler(report_layout(capture, options.layout))
         timeout: float | None = options.continuation_timeout
+        decoder = f"report layout {assembler.layout.describe()}"
 
         def emit_hidpos(offset: float | None, read: HidPosRead | None) -> None:
             if read is not None:
@@ -111,6 +123,10 @@ def capture_reads(capture: Capture, *, device: str, options: CaptureOptions | No
             raise ValueError(f"unknown keyboard layout {layout!r}: expected one of {', '.join(KEYBOARD_LAYOUTS)}")
         translator = KeyTranslator(layout=layout, suffix=options.suffix, gs_substitute=options.gs_substitute)
         timeout = options.key_timeout
+        decoder = f"keyboard layout {layout}, suffix {', '.join(options.suffix)}"
+
+        def ignored() -> int:
+            return translator.ignored_keys
 
         def emit_keys(offset: float | None, read: KeyRead | None) -> None:
             if read is not None:
@@ -129,6 +145,7 @@ def capture_reads(capture: Capture, *, device: str, options: CaptureOptions | No
     else:  # serial, tcp
         framer = Framer(terminator=options.terminator, stx_etx=options.stx_etx, max_length=options.max_length)
         timeout = options.char_timeout
+        decoder = "STX/ETX framing" if options.stx_etx else f"terminator {options.terminator!r}"
 
         def feed(payload: bytes | tuple[int, int, int], offset: float | None) -> None:
             assert isinstance(payload, bytes)
@@ -150,4 +167,4 @@ def capture_reads(capture: Capture, *, device: str, options: CaptureOptions | No
         feed(payload, offset)
         last = offset if offset is not None else last
     flush(last, "end of capture")
-    return reads
+    return CaptureReads(reads, decoder, ignored())

@@ -99,7 +99,7 @@ def parse_capture_replay(text: str, *, device: str, pace: str = "recorded") -> l
         raise ValueError(f"pace {pace!r}: expected 'recorded' or 'fast'")
     steps: list[ReplayRead | ReplayDelay] = []
     previous = 0.0
-    for number, timed in enumerate(capture_reads(parse_capture(text), device=device), start=1):
+    for number, timed in enumerate(capture_reads(parse_capture(text), device=device).reads, start=1):
         if pace == "recorded" and timed.offset is not None:
             steps.append(ReplayDelay(max(timed.offset - previous, 0.0), number))
             previous = timed.offset

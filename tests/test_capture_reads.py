@@ -10,7 +10,7 @@ from gatewayd_drivers.keymaps import KEY_DOWN, KEY_ENTER, wedge_events
 
 
 def _reads(capture: Capture, **options: object) -> list[tuple[float | None, bytes, str | None, tuple[str, ...]]]:
-    timed = capture_reads(capture, device="d", options=CaptureOptions(**options))  # type: ignore[arg-type]
+    timed = capture_reads(capture, device="d", options=CaptureOptions(**options)).reads  # type: ignore[arg-type]
     return [(t.offset, t.read.data, t.read.symbology, t.read.errors) for t in timed]
 
 
@@ -57,3 +57,12 @@ def test_hidpos_layout_by_name() -> None:
     with pytest.raises(ValueError, match="unknown HID-POS layout 'symbol': expected one of generic, zebra, "
                        "honeywell, datalogic, newland"):
         _reads(Capture("hidpos", ((None, bytes(64)),)), layout="symbol")
+
+
+def test_what_decoded_it_and_the_keys_that_typed_nothing() -> None:
+    events = wedge_events("X", layout="us") + wedge_events("", layout="us", terminator=KEY_DOWN)
+    decoded = capture_reads(Capture("evdev", tuple((None, e) for e in events), layout="us"), device="d")
+    assert (decoded.decoder, decoded.ignored_keys) == ("keyboard layout us, suffix enter", 1)
+    decoded = capture_reads(Capture("hidpos", (), 0x05E0, 0x2100), device="d")
+    assert (decoded.decoder, decoded.reads) == ("report layout zebra (recorded: Zebra 05e0:2100)", [])
+    assert capture_reads(Capture("serial"), device="d").decoder == "terminator b'\\r'"
