@@ -19,6 +19,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gatewayd_drivers.hid_descriptor import declares_usage_page
+
 __all__ = [
     "HID_POS_USAGE_PAGE",
     "KNOWN_SCANNER_VENDORS",
@@ -131,20 +133,7 @@ class DeviceReport:
 
 def has_usage_page(descriptor: bytes, page: int) -> bool:
     """Whether a HID report descriptor declares ``page`` (HID 1.11, 6.2.2: short items)."""
-    i = 0
-    while i < len(descriptor):
-        prefix = descriptor[i]
-        if prefix == 0xFE:  # long item: bDataSize, bLongItemTag, data
-            if i + 1 >= len(descriptor):
-                return False
-            i += 3 + descriptor[i + 1]
-            continue
-        size = (0, 1, 2, 4)[prefix & 0x03]
-        data = descriptor[i + 1 : i + 1 + size]
-        if prefix & 0xFC == 0x04 and int.from_bytes(data, "little") & 0xFFFF == page:
-            return True  # Global item, tag 0: Usage Page
-        i += 1 + size
-    return False
+    return declares_usage_page(descriptor, page)
 
 
 @dataclass(slots=True)

@@ -35,6 +35,7 @@ __all__ = [
     "HidPosLayout",
     "MainItem",
     "ReportDescriptor",
+    "declares_usage_page",
     "hidpos_layout",
     "layout_for_vendor",
     "parse_report_descriptor",
@@ -122,24 +123,36 @@ class _Locals:
     usage_minimum: int | None = None
 
 
-def _items(data: bytes) -> list[tuple[int, int, int, int, int]]:
-    """Split into (offset, type, tag, size in bytes, unsigned value); long items are skipped."""
+def _items(data: bytes, *, strict: bool = True) -> list[tuple[int, int, int, int, int]]:
+    """Split into (offset, type, tag, size in bytes, unsigned value); long items are skipped.
+    A descriptor cut short raises, or with ``strict=False`` ends the list there."""
     items: list[tuple[int, int, int, int, int]] = []
     i = 0
     while i < len(data):
         prefix = data[i]
         if prefix == 0xFE:  # long item (6.2.2.3): bDataSize, bLongItemTag, data; none defined
             if i + 2 >= len(data):
+                if not strict:
+                    break
                 raise DescriptorError(f"byte {i}: long item header cut short")
             i += 3 + data[i + 1]
             continue
         size = (0, 1, 2, 4)[prefix & 0x03]  # 6.2.2.2: bSize 3 means 4 bytes
         if i + 1 + size > len(data):
+            if not strict:
+                break
             raise DescriptorError(f"byte {i}: item {prefix:#04x} needs {size} data bytes, {len(data) - i - 1} left")
         value = int.from_bytes(data[i + 1 : i + 1 + size], "little")
         items.append((i, (prefix >> 2) & 0x03, prefix >> 4, size, value))
         i += 1 + size
     return items
+
+
+def declares_usage_page(data: bytes, page: int) -> bool:
+    """Whether a Usage Page item of ``data`` names ``page`` (``gatewayd devices`` tells a
+    HID-POS interface, page 0x8C, from a keyboard by it); never raises."""
+    return any(type_ == 1 and tag == 0x0 and value & 0xFFFF == page for _, type_, tag, _, value in
+               _items(data, strict=False))  # fmt: skip
 
 
 def parse_report_descriptor(data: bytes) -> ReportDescriptor:

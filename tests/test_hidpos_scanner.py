@@ -448,3 +448,17 @@ async def test_open_raw_without_the_device(tmp_path: Path) -> None:
     with pytest.raises(DeviceUnavailable, match="no HID-POS device matches 0c2e:1007: is it plugged in and set to "
                        "HID-POS mode"):
         await scanner.open_raw()
+
+
+@pytest.mark.hardware
+def test_hidiocgrdesc_on_real_hidraw_nodes_gives_what_sysfs_gives() -> None:
+    nodes = [node for node in sorted(Path("/dev").glob("hidraw*")) if os.access(node, os.R_OK)]
+    if not nodes:
+        pytest.skip("no readable /dev/hidraw* node on this machine: the HIDIOCGRDESC ioctl is checked where one is")
+    for node in nodes:
+        source = HidrawReportSource(str(node))
+        try:
+            descriptor = source.descriptor()
+        finally:
+            source.close()
+        assert descriptor == Path(f"/sys/class/hidraw/{node.name}/device/report_descriptor").read_bytes(), node

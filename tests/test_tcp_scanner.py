@@ -281,9 +281,13 @@ async def test_open_raw_as_a_client_records_the_scanner_s_bytes() -> None:
 async def test_open_raw_as_a_server_takes_the_first_scanner() -> None:
     scanner = TcpScanner(id="dock-07-tunnel", host="127.0.0.1", port=0, mode="server")
     opening = asyncio.ensure_future(scanner.open_raw())
-    while scanner.bound_port is None:  # bound before it waits for a connection
-        await asyncio.sleep(0)
-    _, writer = await connect(scanner.bound_port)
+
+    async def bound() -> int:
+        while scanner.bound_port is None:  # set before it waits for a connection
+            await asyncio.sleep(0)
+        return scanner.bound_port
+
+    _, writer = await connect(await asyncio.wait_for(bound(), WAIT))
     stream = await asyncio.wait_for(opening, WAIT)
     await send(writer, b"LOT-1\r")
     assert await asyncio.wait_for(anext(stream.records()), WAIT) == b"LOT-1\r"
