@@ -41,7 +41,6 @@ from gatewayd_drivers.background_scanner import BackgroundScanner
 from gatewayd_drivers.backoff import Backoff
 from gatewayd_drivers.base import DeviceState, RawRead, StateListener, ignore_state
 from gatewayd_drivers.capture import is_capture, parse_capture
-from gatewayd_drivers.capture_reads import capture_reads
 from gatewayd_drivers.framing import StateReporter, describe_os_error
 from gatewayd_drivers.raw_escapes import unescape
 
@@ -97,6 +96,9 @@ def parse_capture_replay(text: str, *, device: str, pace: str = "recorded") -> l
     delays when ``pace`` is ``"recorded"``. Raises :class:`ValueError` naming the line."""
     if pace not in ("recorded", "fast"):
         raise ValueError(f"pace {pace!r}: expected 'recorded' or 'fast'")
+    # The decoding of every driver (keymaps, HID-POS layouts) is loaded only for a capture.
+    from gatewayd_drivers.capture_reads import capture_reads
+
     steps: list[ReplayRead | ReplayDelay] = []
     previous = 0.0
     for number, timed in enumerate(capture_reads(parse_capture(text), device=device).reads, start=1):
