@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from types import TracebackType
 from typing import Self
 
 from gatewayd_drivers.base import RawRead
+from gatewayd_drivers.capture import Capture, OpenedStream
 from gatewayd_drivers.framing import Framer, ReadQueue, read_frames
 
 __all__ = ["BackgroundScanner", "FramedScanner"]
@@ -91,3 +92,15 @@ class FramedScanner(BackgroundScanner):
             self._queue.put(
                 RawRead(frame.data, device=self.id, at=time.time(), monotonic=time.monotonic(), errors=frame.errors)
             )
+
+    @staticmethod
+    def _raw_stream(
+        header: Capture, reader: asyncio.StreamReader, close: Callable[[], Awaitable[None]]
+    ) -> OpenedStream:
+        """A recorder's view of one stream: each chunk as one ``read()`` returned it."""
+
+        async def chunks() -> AsyncIterator[bytes]:
+            while chunk := await reader.read(READ_SIZE):
+                yield chunk
+
+        return OpenedStream(header, chunks(), close)

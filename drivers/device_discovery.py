@@ -19,6 +19,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gatewayd_drivers.hid_descriptor import declares_usage_page
+
 __all__ = [
     "HID_POS_USAGE_PAGE",
     "KNOWN_SCANNER_VENDORS",
@@ -131,20 +133,7 @@ class DeviceReport:
 
 def has_usage_page(descriptor: bytes, page: int) -> bool:
     """Whether a HID report descriptor declares ``page`` (HID 1.11, 6.2.2: short items)."""
-    i = 0
-    while i < len(descriptor):
-        prefix = descriptor[i]
-        if prefix == 0xFE:  # long item: bDataSize, bLongItemTag, data
-            if i + 1 >= len(descriptor):
-                return False
-            i += 3 + descriptor[i + 1]
-            continue
-        size = (0, 1, 2, 4)[prefix & 0x03]
-        data = descriptor[i + 1 : i + 1 + size]
-        if prefix & 0xFC == 0x04 and int.from_bytes(data, "little") & 0xFFFF == page:
-            return True  # Global item, tag 0: Usage Page
-        i += 1 + size
-    return False
+    return declares_usage_page(descriptor, page)
 
 
 @dataclass(slots=True)
@@ -211,6 +200,11 @@ class DeviceDiscovery:
                 return device.stable_path or device.node
         return None
 
+    def input_device(self, path: str) -> InputDevice | None:
+        """The input device behind ``path`` (an event node or a by-id / by-path link)."""
+        target = os.path.basename(os.path.realpath(self.host(path)))
+        return next((d for d in self._inputs(_Problems()) if os.path.basename(d.node) == target), None)
+
     def find_hidraw(self, *, usb: str, serial_number: str | None = None) -> str | None:
         """The hidraw node of a HID-POS scanner by ``VID:PID`` (and serial), or ``None``.
 
@@ -224,6 +218,17 @@ class DeviceDiscovery:
         ]
         matches.sort(key=lambda d: (d.hid_pos is not True, d.node))
         return matches[0].node if matches else None
+
+    def hidraw_descriptor(self, node: str) -> bytes | None:
+        """The report descriptor of ``/dev/hidrawN`` from sysfs (world-readable), or ``None``."""
+        entry = os.path.basename(node)
+        return self._read_bytes(self.host(f"/sys/class/hidraw/{entry}/device/report_descriptor"), _Problems())
+
+    def hidraw_name(self, node: str) -> str | None:
+        """The HID device name of ``/dev/hidrawN`` (``HID_NAME``), or ``None``."""
+        entry = os.path.basename(node)
+        uevent = _uevent(self._read(self.host(f"/sys/class/hidraw/{entry}/device/uevent"), _Problems()) or "")
+        return uevent.get("HID_NAME") or None
 
     def find_usb(self, *, usb: str, serial_number: str | None = None) -> str | None:
         """``usb://VID:PID`` when such a USB device is attached (for pyusb), else ``None``."""

@@ -3,8 +3,10 @@
 The scanner is matched by a stable path (``/dev/input/by-id/...``, ``by-path``), by its
 input device name, or by ``VID:PID``; the event node is opened and grabbed (``EVIOCGRAB``)
 so its key presses reach only gatewayd, not a console or a desktop session. Key events go
-through :class:`drivers.keymaps.KeyTranslator`; a read ends on the terminator key or after
-``key_timeout`` seconds without a key.
+through :class:`drivers.keymaps.KeyTranslator`; a read ends on the first key of its
+``suffix`` (Enter by default) or after ``key_timeout`` seconds without a key. Keys that type
+nothing outside a read (the Down Arrow some wedges send after Enter, a lone Shift) make no
+read; :attr:`EvdevScanner.ignored_keys` counts them.
 
 Unplugging the scanner (``ENODEV`` on read) reports ``disconnected``; the driver polls
 for the same match with backoff and grabs it again when it returns. A grab that fails
@@ -20,12 +22,13 @@ import asyncio
 import contextlib
 import errno
 import importlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, Protocol
 
 from gatewayd_drivers.background_scanner import BackgroundScanner
 from gatewayd_drivers.backoff import Backoff
-from gatewayd_drivers.base import DeviceState, DriverError, RawRead, StateListener, ignore_state
+from gatewayd_drivers.base import DeviceState, DeviceUnavailable, DriverError, RawRead, StateListener, ignore_state
+from gatewayd_drivers.capture import BUSY_HINT, Capture, OpenedStream, RawStream
 from gatewayd_drivers.device_discovery import DeviceDiscovery
 from gatewayd_drivers.framing import StateReporter
 from gatewayd_drivers.keymaps import KeyRead, KeyTranslator
@@ -105,7 +108,7 @@ class EvdevScanner(BackgroundScanner):
         name: str | None = None,
         usb: str | None = None,
         layout: str = "us",
-        terminator_key: str = "enter",
+        suffix: Sequence[str] = ("enter",),
         gs_substitute: str | None = None,
         key_timeout: float = 0.1,
         on_state: StateListener = ignore_state,
@@ -119,9 +122,7 @@ class EvdevScanner(BackgroundScanner):
             raise ValueError(f"evdev scanner {id!r}: key_timeout {key_timeout}: expected > 0")
         self.id = id
         self._match = {"path": path, "name": name, "usb": usb}
-        self._translator = KeyTranslator(
-            layout=layout, terminator_key=terminator_key, gs_substitute=gs_substitute
-        )
+        self._translator = KeyTranslator(layout=layout, suffix=suffix, gs_substitute=gs_substitute)
         self._key_timeout = key_timeout
         self._report = StateReporter(id, on_state)
         self._backoff = backoff or Backoff()
@@ -132,6 +133,11 @@ class EvdevScanner(BackgroundScanner):
     def match(self) -> str:
         """How the device is matched, for messages: ``usb=0c2e:0b61``."""
         return ", ".join(f"{k}={v}" for k, v in self._match.items() if v is not None)
+
+    @property
+    def ignored_keys(self) -> int:
+        """Keys that typed nothing outside a read since the scanner was made (``health``)."""
+        return self._translator.ignored_keys
 
     # -- internals -----------------------------------------------------------------------
 
@@ -223,3 +229,42 @@ class EvdevScanner(BackgroundScanner):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+    # -- recording (gatewayd capture) -----------------------------------------------------
+
+    async def open_raw(self) -> RawStream:
+        """The device's input events as they come, grabbed as the gateway grabs it, so a
+        running gateway makes this fail with EBUSY and a hint to stop it."""
+        node = self._discovery.find_input(**self._match)
+        if node is None:
+            raise DeviceUnavailable(f"no input device matches {self.match}: is the scanner plugged in?")
+        try:
+            source = self._opener(node)
+        except EvdevMissing as exc:
+            raise DeviceUnavailable(str(exc)) from None
+        except PermissionError:
+            raise DeviceUnavailable(f"permission denied on {node}: {PERMISSION_HINT}") from None
+        except OSError as exc:
+            raise DeviceUnavailable(f"cannot open {node}: {exc.strerror or exc}") from None
+        try:
+            source.grab()
+        except OSError as exc:
+            source.close()
+            if exc.errno == errno.EBUSY:
+                raise DeviceUnavailable(
+                    f"{node} is grabbed by another process (EBUSY), most likely the running gateway: {BUSY_HINT}"
+                ) from None
+            raise DeviceUnavailable(f"cannot grab {node}: {exc.strerror or exc}") from None
+        info = self._discovery.input_device(node)
+        vid = int(info.vendor, 16) if info is not None and info.vendor else None
+        pid = int(info.product, 16) if info is not None and info.product else None
+        device = ", ".join(part for part in (info.name if info else None, node) if part)
+        header = Capture(
+            "evdev", usb_vid=vid, usb_pid=pid, layout=self._translator.layout, device=device,
+            headers=(("scanner", self.id),),
+        )  # fmt: skip
+
+        async def close() -> None:
+            source.close()
+
+        return OpenedStream(header, source.events(), close)

@@ -19,12 +19,27 @@ variable-length field, arrives in one of three ways, all recognised in every lay
 * A configured substitute character (``gs_substitute``, e.g. ``|``) that the scanner
   sends in place of GS.
 
-A key that has no character in the layout is never dropped: the read keeps a visible
-placeholder (U+FFFD) and records an error naming the key and the layout.
+Control characters also come as ``Ctrl`` (or ``Ctrl+Shift``) + a key, as on a terminal:
+``Ctrl+A`` ... ``Ctrl+Z`` are 0x01-0x1A (``Ctrl+M`` is CR, ``Ctrl+Shift+J`` LF), ``Ctrl+@``
+NUL, ``Ctrl+[`` ESC, ``Ctrl+\\`` FS, ``Ctrl+]`` GS, ``Ctrl+^`` RS, ``Ctrl+_`` US. Keypad
+digits and operators type their characters whatever the Num Lock state (a scanner uses the
+keypad only to type them); Num Lock presses around Alt codes, as Datalogic scanners send
+them, type nothing.
+
+Real wedges press keys that type nothing: a suffix such as Enter followed by Down Arrow,
+a lone Shift, an F-key. The *suffix* (``suffix``, default ``["enter"]``) is the sequence of
+keys that ends a read: the first completes the read at once, the rest are taken as its
+end when they follow. Any other key that types no character (arrows, Home/End, Page keys,
+F-keys, Esc, a modifier pressed alone) makes no read when no read is under way: it is
+counted (:attr:`KeyTranslator.ignored_keys`) and logged at debug level. Inside a read,
+nothing is dropped: a key with no character in the layout leaves a visible placeholder
+(U+FFFD) and an error naming the key and the layout.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 __all__ = [
@@ -34,6 +49,7 @@ __all__ = [
     "GS",
     "LAYOUTS",
     "PLACEHOLDER",
+    "SUFFIX_KEYS",
     "SYN_DROPPED",
     "SYN_REPORT",
     "KeyRead",
@@ -88,9 +104,15 @@ KEY_KPENTER = 96
 KEY_RIGHTCTRL = 97
 KEY_KPSLASH = 98
 KEY_RIGHTALT = 100
+KEY_HOME, KEY_UP, KEY_PAGEUP, KEY_LEFT, KEY_RIGHT = 102, 103, 104, 105, 106
+KEY_END, KEY_DOWN, KEY_PAGEDOWN = 107, 108, 109
+KEY_INSERT, KEY_DELETE = 110, 111
+KEY_KPEQUAL = 117
+KEY_KPCOMMA = 121
 KEY_LEFTMETA = 125
 KEY_RIGHTMETA = 126
 KEY_F13 = 183
+KEY_KPLEFTPAREN, KEY_KPRIGHTPAREN = 179, 180
 
 GS = "\x1d"
 PLACEHOLDER = "\ufffd"
@@ -103,22 +125,44 @@ _KEY_NAMES: dict[int, str] = {
 _KEY_NAMES.update({59 + i: f"KEY_F{i + 1}" for i in range(10)})
 _KEY_NAMES.update({87: "KEY_F11", 88: "KEY_F12"})
 _KEY_NAMES.update({183 + i: f"KEY_F{13 + i}" for i in range(12)})
-_KEY_NAMES.update({102: "KEY_HOME", 103: "KEY_UP", 105: "KEY_LEFT", 106: "KEY_RIGHT",
-                   107: "KEY_END", 108: "KEY_DOWN", 110: "KEY_INSERT", 111: "KEY_DELETE"})
 
 _KEYPAD_DIGITS = {
     KEY_KP0: 0, KEY_KP1: 1, KEY_KP2: 2, KEY_KP3: 3, KEY_KP4: 4,
     KEY_KP5: 5, KEY_KP6: 6, KEY_KP7: 7, KEY_KP8: 8, KEY_KP9: 9,
 }
+# KEY_KPDOT is missing: it types the layout's decimal separator (Layout.keypad_decimal).
 _KEYPAD_CHARS = {
     **{code: str(digit) for code, digit in _KEYPAD_DIGITS.items()},
-    KEY_KPDOT: ".", KEY_KPSLASH: "/", KEY_KPASTERISK: "*", KEY_KPMINUS: "-", KEY_KPPLUS: "+",
+    KEY_KPSLASH: "/", KEY_KPASTERISK: "*", KEY_KPMINUS: "-", KEY_KPPLUS: "+", KEY_KPEQUAL: "=",
+    KEY_KPCOMMA: ",", KEY_KPLEFTPAREN: "(", KEY_KPRIGHTPAREN: ")",
 }
 _KEYPAD_CODES = {digit: code for code, digit in _KEYPAD_DIGITS.items()}
 _SHIFTS = frozenset({KEY_LEFTSHIFT, KEY_RIGHTSHIFT})
 _CTRLS = frozenset({KEY_LEFTCTRL, KEY_RIGHTCTRL})
 _METAS = frozenset({KEY_LEFTMETA, KEY_RIGHTMETA})
-_IGNORED = frozenset({KEY_NUMLOCK, KEY_SCROLLLOCK}) | _METAS
+_MODIFIERS = _SHIFTS | _CTRLS | _METAS | {KEY_LEFTALT, KEY_RIGHTALT}
+_LOCKS = frozenset({KEY_CAPSLOCK, KEY_NUMLOCK, KEY_SCROLLLOCK})  # toggle a state, type nothing
+_TYPING = frozenset({KEY_ENTER, KEY_KPENTER, KEY_TAB, KEY_KPDOT, *_KEYPAD_CHARS})  # besides the layouts' keys
+
+# Control characters typed as Ctrl + the key of a character (ASCII: the character's code
+# minus 0x40), beside Ctrl + a letter.
+_CONTROL = {"@": "\x00", "[": "\x1b", "\\": "\x1c", "]": GS, "^": "\x1e", "_": "\x1f"}
+
+# Suffix keys by name (``suffix = ["enter", "down"]``): a name of a typing key stands for
+# the control character it types however it is typed (Enter, keypad Enter, Ctrl+M or
+# Alt+013 are all "enter"); the others are keys that type nothing.
+_SUFFIX_CHARS = {"enter": "\r", "tab": "\t", "lf": "\n"}
+_SUFFIX_KEYS = {
+    "esc": KEY_ESC, "backspace": KEY_BACKSPACE, "up": KEY_UP, "down": KEY_DOWN, "left": KEY_LEFT,
+    "right": KEY_RIGHT, "home": KEY_HOME, "end": KEY_END, "pageup": KEY_PAGEUP, "pagedown": KEY_PAGEDOWN,
+    "insert": KEY_INSERT, "delete": KEY_DELETE,
+    **{f"f{i + 1}": 59 + i for i in range(10)}, "f11": 87, "f12": 88,
+    **{f"f{13 + i}": KEY_F13 + i for i in range(12)},
+}
+SUFFIX_KEYS: tuple[str, ...] = (*_SUFFIX_CHARS, *_SUFFIX_KEYS)
+"""Every name a ``suffix`` may hold."""
+
+_log = logging.getLogger(__name__)
 
 
 def key_name(code: int) -> str:
@@ -135,12 +179,13 @@ class Layout:
     of the plain one (so ``ü`` -> ``Ü`` on ``de``, while ``é`` on the ``fr`` digit row and
     ``ß`` stay as they are); Shift with Caps Lock gives the small letter again, as on
     Linux and Windows. ``altgr`` says whether the right Alt key is AltGr (it is plain Alt
-    on ``us``).
+    on ``us``); ``keypad_decimal`` is what the keypad's decimal key types.
     """
 
     name: str
     keys: dict[int, tuple[str, str, str]]
     altgr: bool = True
+    keypad_decimal: str = "."  # what KEY_KPDOT types (xkb: kpdl)
     letters: frozenset[int] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -239,6 +284,7 @@ DE = Layout(
          KEY_MINUS: "\\", KEY_102ND: "|", KEY_RIGHTBRACE: "~", KEY_2: "²", KEY_3: "³",
          KEY_M: "µ"},
     ),
+    keypad_decimal=",",  # xkb de includes kpdl(comma)
 )
 
 # French AZERTY (xkb fr, nodeadkeys). Digits need Shift; punctuation sits unshifted.
@@ -361,32 +407,33 @@ class _Pending:
 class KeyTranslator:
     """Turns ``(type, code, value)`` input events into reads, one layout, no I/O.
 
-    ``feed`` returns a :class:`KeyRead` when the terminator key (Enter or Tab) completes
-    one; ``flush`` returns the partial read when the driver's inter-key timeout expires.
-    Key value 1 is a press, 0 a release, 2 autorepeat: a held key never repeats a
-    character. ``SYN_DROPPED`` (the kernel's event buffer overran) discards the partial
-    read and returns a read whose only content is that error, so the loss is published.
+    ``feed`` returns a :class:`KeyRead` when the first key of ``suffix`` completes one;
+    ``flush`` returns the partial read when the driver's inter-key timeout expires. Key
+    value 1 is a press, 0 a release, 2 autorepeat: a held key never repeats a character.
+    ``SYN_DROPPED`` (the kernel's event buffer overran) discards the partial read and
+    returns a read whose only content is that error, so the loss is published.
+    :attr:`ignored_keys` counts the keys that typed nothing outside a read (module docstring).
     """
 
     def __init__(
         self,
         *,
         layout: str,
-        terminator_key: str = "enter",
+        suffix: Sequence[str] = ("enter",),
         gs_substitute: str | None = None,
         max_length: int = 4096,
     ) -> None:
         self._layout = _layout(layout)
-        if terminator_key not in ("enter", "tab"):
-            raise ValueError(f"terminator_key {terminator_key!r}: expected 'enter' or 'tab'")
+        if isinstance(suffix, str) or not suffix:
+            raise ValueError(f"suffix {suffix!r}: expected a list of key names such as ['enter'] or ['enter', 'down']")
+        for name in suffix:
+            if name not in SUFFIX_KEYS:
+                raise ValueError(f"suffix key {name!r}: expected one of {', '.join(SUFFIX_KEYS)}")
         if gs_substitute is not None and len(gs_substitute) != 1:
             raise ValueError(f"gs_substitute {gs_substitute!r}: expected one character")
         if max_length < 1:
             raise ValueError(f"max_length {max_length}: expected at least 1")
-        self._terminators = (
-            frozenset({KEY_ENTER, KEY_KPENTER}) if terminator_key == "enter"
-            else frozenset({KEY_TAB})
-        )
+        self._suffix = tuple(_SUFFIX_CHARS.get(name) or _SUFFIX_KEYS[name] for name in suffix)
         self._gs_substitute = gs_substitute
         self._max_length = max_length
         self._pending = _Pending()
@@ -394,6 +441,10 @@ class KeyTranslator:
         self._caps = False
         self._alt_code: list[int] | None = None  # keypad digits typed while Alt is held
         self._dropping = False  # after SYN_DROPPED, until the next SYN_REPORT
+        self._suffix_at = 0  # suffix keys already taken after the last read ended
+        self._lone: int | None = None  # the modifier pressed last, while no other key followed
+        self.ignored_keys = 0
+        """Keys that typed nothing while no read was under way (suffix keys excluded)."""
 
     @property
     def layout(self) -> str:
@@ -421,7 +472,7 @@ class KeyTranslator:
 
     def flush(self) -> KeyRead | None:
         """The partial read, if any (the driver calls this after the inter-key timeout)."""
-        if self._alt_code is not None and self._alt_code:
+        if self._alt_code:
             digits = "".join(map(str, self._alt_code))
             self._error(f"incomplete Alt+keypad code {digits}: Alt was not released")
             self._add(PLACEHOLDER)
@@ -431,12 +482,14 @@ class KeyTranslator:
         return self._complete()
 
     def reset(self) -> None:
-        """Forget modifiers and the partial read (a device was reopened)."""
+        """Forget modifiers and the partial read (a device was reopened); the count stays."""
         self._pending = _Pending()
         self._held.clear()
         self._caps = False
         self._alt_code = None
         self._dropping = False
+        self._suffix_at = 0
+        self._lone = None
 
     # -- internals ---------------------------------------------------------------------
 
@@ -447,50 +500,95 @@ class KeyTranslator:
         self._held.clear()
         self._alt_code = None
         self._dropping = True
+        self._suffix_at = 0
+        self._lone = None
         detail = f", {lost} characters discarded" if lost else ""
-        return KeyRead(
-            b"",
-            (f"kernel input buffer overrun (SYN_DROPPED): partial read discarded{detail}",),
-        )
+        return KeyRead(b"", (f"kernel input buffer overrun (SYN_DROPPED): partial read discarded{detail}",))
 
     def _release(self, code: int) -> KeyRead | None:
         self._held.discard(code)
+        lone, self._lone = self._lone == code, None
         if self._is_alt(code) and self._alt_code is not None:
             digits, self._alt_code = self._alt_code, None
             if digits:
-                self._add(self._alt_char(digits))
+                return self._take(self._alt_char(digits))
+        if lone and not (self._pending.chars or self._pending.errors):
+            self._ignore(code, "pressed alone")
         return None
 
     def _press(self, code: int) -> KeyRead | None:
         self._held.add(code)
-        if code == KEY_CAPSLOCK:
-            self._caps = not self._caps
+        if code in _LOCKS:
+            if code == KEY_CAPSLOCK:
+                self._caps = not self._caps
+            return None  # Num Lock around Alt codes (Datalogic) must not end the Alt sequence
+        if code in _MODIFIERS:
+            if self._is_alt(code):
+                self._alt_code = []
+            self._lone = code
             return None
-        if self._is_alt(code):
-            self._alt_code = []
+        self._lone = None
+        if self._alt_code is not None and code in _KEYPAD_DIGITS:
+            self._alt_code.append(_KEYPAD_DIGITS[code])
             return None
-        if code in _SHIFTS or code in _CTRLS or code in _IGNORED or code == KEY_RIGHTALT:
+        return self._take(self._stroke(code))
+
+    def _take(self, stroke: str | int) -> KeyRead | None:
+        """One typed character (str) or key that types nothing (its code)."""
+        if self._suffix_at:
+            if stroke == self._suffix[self._suffix_at]:
+                self._suffix_at = (self._suffix_at + 1) % len(self._suffix)
+                return None  # the rest of the suffix that ended the last read
+            self._suffix_at = 0
+        reading = bool(self._pending.chars or self._pending.errors)
+        if stroke == self._suffix[0]:
+            self._suffix_at = 1 % len(self._suffix)
+            if reading:
+                return self._complete()
+            self._ignore(stroke, "a suffix key with no read before it")
             return None
-        if self._alt_code is not None:
-            if code in _KEYPAD_DIGITS:
-                self._alt_code.append(_KEYPAD_DIGITS[code])
-                return None
-            self._add(self._unmapped(code, "Alt+"))
+        if isinstance(stroke, int):
+            if reading:
+                self._add(self._unmapped(stroke, self._prefix()))
+            else:
+                self._ignore(stroke, "outside a read")
             return None
-        if code in self._terminators:
-            return self._complete()
-        if self._held & _CTRLS:
-            self._add(self._control_char(code))
-            return None
-        self._add(self._char(code))
+        self._add(stroke)
         return None
+
+    def _ignore(self, key: str | int, why: str) -> None:
+        self.ignored_keys += 1
+        name = key_name(key) if isinstance(key, int) else repr(key)
+        _log.debug("key %s typed nothing (%s): ignored, %d so far", name, why, self.ignored_keys)
 
     def _is_alt(self, code: int) -> bool:
         return code == KEY_LEFTALT or (code == KEY_RIGHTALT and not self._layout.altgr)
 
+    def _prefix(self) -> str:
+        if self._held & _CTRLS:
+            return "Ctrl+"
+        if self._alt_code is not None:
+            return "Alt+"
+        if self._layout.altgr and KEY_RIGHTALT in self._held:
+            return "AltGr+"
+        return "Shift+" if self._held & _SHIFTS else ""
+
+    def _stroke(self, code: int) -> str | int:
+        """What pressing ``code`` types now: a character, a placeholder for one the layout
+        lacks, or the code itself for a key that types nothing on any keyboard."""
+        if code not in _TYPING and not any(code in layout.keys for layout in LAYOUTS.values()):
+            return code
+        if self._alt_code is not None:
+            return self._unmapped(code, "Alt+")  # Alt + anything but keypad digits
+        if self._held & _CTRLS:
+            return self._control_char(code)
+        return self._char(code)
+
     def _char(self, code: int) -> str:
         if code in _KEYPAD_CHARS:
             return _KEYPAD_CHARS[code]
+        if code == KEY_KPDOT:
+            return self._layout.keypad_decimal
         if code in (KEY_ENTER, KEY_KPENTER):
             return "\r"
         if code == KEY_TAB:
@@ -499,8 +597,7 @@ class KeyTranslator:
         altgr = self._layout.altgr and KEY_RIGHTALT in self._held
         char = self._layout.char(code, shift=shift, caps=self._caps, altgr=altgr)
         if not char:
-            prefix = "AltGr+" if altgr else "Shift+" if shift else ""
-            return self._unmapped(code, prefix)
+            return self._unmapped(code, self._prefix())
         if char == self._gs_substitute:
             return GS
         return char
@@ -512,9 +609,14 @@ class KeyTranslator:
         levels = self._layout.keys.get(code, ("", "", ""))
         if "]" in levels:
             return GS
-        plain = levels[0]
-        if len(plain) == 1 and "a" <= plain <= "z":
-            return chr(ord(plain) - ord("a") + 1)  # Ctrl+A = 0x01 ... Ctrl+Z = 0x1A
+        if code in (KEY_ENTER, KEY_KPENTER, KEY_TAB):
+            return self._char(code)
+        plain, shifted, _ = levels
+        for char in (shifted, plain) if self._held & _SHIFTS else (plain,):
+            if len(char) == 1 and char.isascii() and char.isalpha():
+                return chr(ord(char.lower()) - ord("a") + 1)  # Ctrl+A = 0x01 ... Ctrl+Z = 0x1A
+            if char in _CONTROL:
+                return _CONTROL[char]
         return self._unmapped(code, "Ctrl+")
 
     def _alt_char(self, digits: list[int]) -> str:
@@ -531,10 +633,7 @@ class KeyTranslator:
         return char
 
     def _unmapped(self, code: int, prefix: str) -> str:
-        self._error(
-            f"key code {code} ({prefix}{key_name(code)}) has no mapping in layout "
-            f"{self._layout.name}"
-        )
+        self._error(f"key code {code} ({prefix}{key_name(code)}) has no mapping in layout {self._layout.name}")
         return PLACEHOLDER
 
     def _error(self, message: str) -> None:

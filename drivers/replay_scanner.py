@@ -18,6 +18,12 @@ that a text editor does not show::
 - ``@delay SECONDS`` waits that long before the next read instead of ``interval``; several
   in a row add up.
 
+The file may instead be a device capture (``# gatewayd capture v1``, recorded by
+``gatewayd capture``): its records are decoded by the driver code of the kind that recorded
+them (:mod:`gatewayd_drivers.capture_reads`), symbology and driver errors included, and the
+reads come at the times they completed in the recording (``pace="recorded"``) or one after
+another (``pace="fast"``, with ``interval`` between them).
+
 When the file ends, ``reads()`` waits for more only in the sense that it stays open (a real
 scanner does not end either), or the file starts over when ``loop=True``.
 """
@@ -34,6 +40,7 @@ from pathlib import Path
 from gatewayd_drivers.background_scanner import BackgroundScanner
 from gatewayd_drivers.backoff import Backoff
 from gatewayd_drivers.base import DeviceState, RawRead, StateListener, ignore_state
+from gatewayd_drivers.capture import is_capture, parse_capture
 from gatewayd_drivers.framing import StateReporter, describe_os_error
 from gatewayd_drivers.raw_escapes import unescape
 
@@ -41,6 +48,7 @@ __all__ = [
     "ReplayDelay",
     "ReplayRead",
     "ReplayScanner",
+    "parse_capture_replay",
     "parse_replay",
     "unescape",  # re-exported: the grammar lives in raw_escapes
 ]
@@ -50,10 +58,13 @@ _log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class ReplayRead:
-    """A read to deliver; ``line`` is its line number in the file."""
+    """A read to deliver; ``line`` is its line number in the file (its number among the
+    reads of a capture), ``symbology`` and ``errors`` what the driver of a capture gave it."""
 
     data: bytes
     line: int
+    symbology: str | None = None
+    errors: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +88,24 @@ def parse_replay(text: str) -> list[ReplayRead | ReplayDelay]:
             steps.append(ReplayRead(unescape(line), number))
         except ValueError as exc:
             raise ValueError(f"line {number}: {exc}") from None
+    return steps
+
+
+def parse_capture_replay(text: str, *, device: str, pace: str = "recorded") -> list[ReplayRead | ReplayDelay]:
+    """The steps of a capture file: its reads, with the recorded gaps between them as
+    delays when ``pace`` is ``"recorded"``. Raises :class:`ValueError` naming the line."""
+    if pace not in ("recorded", "fast"):
+        raise ValueError(f"pace {pace!r}: expected 'recorded' or 'fast'")
+    # The decoding of every driver (keymaps, HID-POS layouts) is loaded only for a capture.
+    from gatewayd_drivers.capture_reads import capture_reads
+
+    steps: list[ReplayRead | ReplayDelay] = []
+    previous = 0.0
+    for number, timed in enumerate(capture_reads(parse_capture(text), device=device).reads, start=1):
+        if pace == "recorded" and timed.offset is not None:
+            steps.append(ReplayDelay(max(timed.offset - previous, 0.0), number))
+            previous = timed.offset
+        steps.append(ReplayRead(timed.read.data, number, timed.read.symbology, timed.read.errors))
     return steps
 
 
@@ -119,12 +148,16 @@ class ReplayScanner(BackgroundScanner):
         path: Path,
         interval: float = 0.0,
         loop: bool = False,
+        pace: str = "recorded",
         on_state: StateListener = ignore_state,
         backoff: Backoff | None = None,
     ) -> None:
         if not math.isfinite(interval) or interval < 0:
             raise ValueError(f"replay scanner {id}: interval must be >= 0 seconds, got {interval}")
+        if pace not in ("recorded", "fast"):
+            raise ValueError(f"replay scanner {id}: pace must be 'recorded' or 'fast', got {pace!r}")
         self.id = id
+        self.pace = pace
         self.path = Path(path)
         self.interval = interval
         self.loop = loop
@@ -134,12 +167,12 @@ class ReplayScanner(BackgroundScanner):
     def __repr__(self) -> str:
         return f"ReplayScanner(id={self.id!r}, path={str(self.path)!r})"
 
-
-
     async def _load(self) -> list[ReplayRead | ReplayDelay]:
         while True:
             try:
                 text = await asyncio.to_thread(self.path.read_text, encoding="utf-8")
+                if is_capture(text):
+                    return parse_capture_replay(text, device=self.id, pace=self.pace)
                 return parse_replay(text)
             except OSError as exc:
                 self._report(
@@ -165,7 +198,8 @@ class ReplayScanner(BackgroundScanner):
                 await asyncio.sleep(wait)
                 first, delay = False, None
                 self._queue.put(
-                    RawRead(step.data, device=self.id, at=time.time(), monotonic=time.monotonic())
+                    RawRead(step.data, device=self.id, symbology=step.symbology, at=time.time(),
+                            monotonic=time.monotonic(), errors=step.errors)
                 )
                 # A file can wait, unlike a scanner: go at the reader's pace, so a looping
                 # replay with no interval does not fill memory faster than reads are taken.

@@ -21,7 +21,8 @@ import serial_asyncio_fast
 
 from gatewayd_drivers.background_scanner import FramedScanner
 from gatewayd_drivers.backoff import Backoff
-from gatewayd_drivers.base import DeviceState, StateListener, ignore_state
+from gatewayd_drivers.base import DeviceState, DeviceUnavailable, StateListener, ignore_state
+from gatewayd_drivers.capture import BUSY_HINT, Capture, RawStream
 from gatewayd_drivers.framing import StateReporter, describe_os_error
 
 __all__ = ["SerialScanner"]
@@ -103,13 +104,7 @@ class SerialScanner(FramedScanner):
     async def _run(self) -> None:
         while True:
             try:
-                reader, writer = await serial_asyncio_fast.open_serial_connection(
-                    url=self.port,
-                    baudrate=self.baudrate,
-                    bytesize=self.bytesize,
-                    parity=self.parity,
-                    stopbits=self.stopbits,
-                )
+                reader, writer = await self._open()
             except (OSError, ValueError) as exc:
                 # SerialException is an OSError; ValueError is pyserial's "not a port".
                 self._report(DeviceState.DISCONNECTED,
@@ -126,6 +121,34 @@ class SerialScanner(FramedScanner):
             _log.warning("scanner %s: %s", self.id, detail)
             self._report(DeviceState.DISCONNECTED, detail)
             await asyncio.sleep(self._backoff.next_delay())
+
+    async def _open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        # exclusive: a second reader (another gateway, gatewayd capture) would take bytes
+        # out of the middle of reads; pyserial's flock makes it fail with EWOULDBLOCK instead.
+        return await serial_asyncio_fast.open_serial_connection(
+            url=self.port,
+            baudrate=self.baudrate,
+            bytesize=self.bytesize,
+            parity=self.parity,
+            stopbits=self.stopbits,
+            exclusive=True,
+        )
+
+    async def open_raw(self) -> RawStream:
+        """The port's bytes as they arrive (``gatewayd capture``), opened exclusively."""
+        try:
+            reader, writer = await self._open()
+        except (OSError, ValueError) as exc:
+            if isinstance(exc, OSError) and exc.errno in (errno.EBUSY, errno.EAGAIN):
+                raise DeviceUnavailable(f"{self.port} is in use by another program: {BUSY_HINT}") from None
+            raise DeviceUnavailable(f"{self.port}: cannot open ({_describe(exc)})") from None
+        settings = f"{self.baudrate} {self.bytesize}{self.parity}{self.stopbits:g}"
+        header = Capture("serial", device=f"{self.port} at {settings}", headers=(("scanner", self.id),))
+
+        async def close() -> None:
+            await self._close_port(writer)
+
+        return self._raw_stream(header, reader, close)
 
     async def _read_port(self, reader: asyncio.StreamReader) -> str:
         """Deliver reads until the port fails; return why, in plain words."""

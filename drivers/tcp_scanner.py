@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import socket
 from types import TracebackType
@@ -25,7 +26,8 @@ from typing import Literal, Self
 
 from gatewayd_drivers.background_scanner import FramedScanner
 from gatewayd_drivers.backoff import Backoff
-from gatewayd_drivers.base import DeviceState, StateListener, ignore_state
+from gatewayd_drivers.base import DeviceState, DeviceUnavailable, StateListener, ignore_state
+from gatewayd_drivers.capture import BUSY_HINT, Capture, RawStream
 from gatewayd_drivers.framing import ReadQueue, StateReporter, describe_os_error
 
 __all__ = ["TcpScanner", "enable_keepalive"]
@@ -214,6 +216,50 @@ class TcpScanner(FramedScanner):
             _log.warning("scanner %s: %s: %s", self.id, address, reason)
             self._report(DeviceState.DISCONNECTED, f"{address}: {reason}")
             await asyncio.sleep(self._backoff.next_delay())
+
+    # Recording (gatewayd capture): one connection's bytes.
+
+    async def open_raw(self) -> RawStream:
+        """Client mode: connect to the scanner; server mode: listen and take the first
+        scanner that connects. A scanner that serves one client at a time, or a port the
+        gateway listens on, means the service must be stopped first."""
+        address = f"{self.host}:{self.port}"
+        header = Capture("tcp", device=f"{address} ({self.mode} mode)", headers=(("scanner", self.id),))
+        if self.mode == "client":
+            try:
+                async with asyncio.timeout(self.connect_timeout):
+                    reader, writer = await asyncio.open_connection(self.host, self.port)
+            except TimeoutError:
+                raise DeviceUnavailable(f"{address}: no answer within {self.connect_timeout:g} s") from None
+            except OSError as exc:
+                raise DeviceUnavailable(f"{address}: cannot connect ({describe_os_error(exc)})") from None
+        else:
+            connected: asyncio.Future[tuple[asyncio.StreamReader, asyncio.StreamWriter]]
+            connected = asyncio.get_running_loop().create_future()
+
+            def accept(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+                if connected.done():
+                    w.close()  # one scanner per capture
+                else:
+                    connected.set_result((r, w))
+
+            try:
+                server = await asyncio.start_server(accept, self.host, self.port, reuse_address=True)
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    raise DeviceUnavailable(f"port {address} is in use (by the gateway?): {BUSY_HINT}") from None
+                raise DeviceUnavailable(f"cannot listen on {address} ({describe_os_error(exc)})") from None
+            self.bound_port = server.sockets[0].getsockname()[1]
+            _log.info("scanner %s: waiting on %s:%s for the scanner to connect", self.id, self.host, self.bound_port)
+            try:
+                reader, writer = await connected
+            finally:
+                server.close()
+
+        async def close() -> None:
+            await self._close(writer)
+
+        return self._raw_stream(header, reader, close)
 
     # Server mode: scanners connect to the gateway.
 

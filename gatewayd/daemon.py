@@ -91,6 +91,7 @@ class Gateway:
         self.devices: dict[str, DeviceInfo] = {}
         self.alarms: dict[str, str] = {}
         self._injected = dict(scanners or {})
+        self._scanners: dict[str, Scanner] = {}  # the driver each scanner runs now, for health
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
         self.outbox: Outbox | None = None
@@ -252,6 +253,7 @@ class Gateway:
         while True:
             try:
                 scanner = self._scanner(sc)
+                self._scanners[sc.id] = scanner
                 async with scanner:
                     async for read in scanner.reads():
                         backoff.reset()
@@ -478,6 +480,9 @@ class Gateway:
                 "broker": str(self.link.broker) if self.link.broker else None,
                 "last_error": self.link.last_error,
             }
+        # Keyboard wedges count the keys that typed nothing outside a read (never published).
+        ignored = {sid: getattr(sc, "ignored_keys", None) for sid, sc in sorted(self._scanners.items())}
+        status["counters"]["ignored_keys"] = {sid: n for sid, n in ignored.items() if isinstance(n, int)}
         status["devices"] = {d: {"state": i.state, "detail": i.detail} for d, i in sorted(self.devices.items())}
         return status
 

@@ -188,10 +188,11 @@ def test_check_the_shipped_example(tmp_path: Path) -> None:
 # -- --help -------------------------------------------------------------------------------------
 
 HELP = [
-    ((), ["run", "check", "decode", "devices", "demo", "print", "label", "outbox", "--version"]),
+    ((), ["run", "check", "decode", "capture", "devices", "demo", "print", "label", "outbox", "--version"]),
     (("run",), ["--config", "--log-level"]),
     (("check",), ["--config", "exit 2"]),
-    (("decode",), ["--config", "--station", "--step", "RAW", "<GS>"]),
+    (("decode",), ["--config", "--station", "--step", "RAW", "<GS>", "--capture", "--layout", "--scanner"]),
+    (("capture",), ["--config", "--scanner", "--seconds", "--output", "stop the service"]),
     (("devices",), ["--config", "--json"]),
     (("demo",), ["--out", "--speed", "--once", "--port"]),
     (("print",), ["--config", "--printer", "--template", "--set", "--copies", "--batch"]),

@@ -425,6 +425,32 @@ INVALID: list[tuple[str, dict[str, Any], list[str], str]] = [
         ["scanners[0].path", "scanners[0].loop"],
         "required key is missing",
     ),
+    (
+        "evdev suffix with an unknown key",
+        with_(scanners__0={"id": "w", "station": "dock-03", "driver": "evdev", "usb": "05f9:2206",
+                           "suffix": ["enter", "arrow-down"]}),
+        ["scanners[0].suffix[1]"],
+        "expected a key name (enter, tab, lf, esc,",
+    ),
+    (
+        "evdev empty suffix",
+        with_(scanners__0={"id": "w", "station": "dock-03", "driver": "evdev", "usb": "05f9:2206", "suffix": []}),
+        ["scanners[0].suffix"],
+        'expected at least one key, e.g. ["enter"]',
+    ),
+    (
+        "evdev terminator_key, now suffix",
+        with_(scanners__0={"id": "w", "station": "dock-03", "driver": "evdev", "usb": "05f9:2206",
+                           "terminator_key": "tab"}),
+        ["scanners[0].terminator_key"],
+        'unknown key (terminator_key is now suffix, a list of keys: suffix = ["enter"] or ["tab"])',
+    ),
+    (
+        "replay bad pace",
+        with_(scanners__0={"id": "r", "station": "dock-03", "driver": "replay", "path": "a.txt", "pace": "slow"}),
+        ["scanners[0].pace"],
+        "expected one of 'recorded', 'fast', got 'slow'",
+    ),
 ]
 
 
@@ -584,17 +610,23 @@ SCANNER_TABLES: list[tuple[dict[str, Any], ScannerSettings]] = [
         TcpScannerSettings(id="s", station="dock-03", host="10.0.0.61", port=2001, prefix="zebra"),
     ),
     ({"driver": "evdev", "usb": "05f9:2206"}, EvdevScannerSettings(id="s", station="dock-03", usb="05f9:2206")),
+    (
+        {"driver": "evdev", "usb": "05f9:2206", "suffix": ["enter", "down"]},
+        EvdevScannerSettings(id="s", station="dock-03", usb="05f9:2206", suffix=("enter", "down")),
+    ),
     ({"driver": "hidpos", "usb": "0c2e:0b87"}, HidPosScannerSettings(id="s", station="dock-03", usb="0c2e:0b87")),
     (
         {"driver": "replay", "path": "/srv/reads.txt"},
         ReplayScannerSettings(id="s", station="dock-03", path="/srv/reads.txt"),
     ),
+    (
+        {"driver": "replay", "path": "/srv/dock.capture", "pace": "fast"},
+        ReplayScannerSettings(id="s", station="dock-03", path="/srv/dock.capture", pace="fast"),
+    ),
 ]
 
 
-@pytest.mark.parametrize(
-    ("table", "expected"), SCANNER_TABLES, ids=[f"{t['driver']} {t.get('prefix', '')}" for t, _ in SCANNER_TABLES]
-)
+@pytest.mark.parametrize(("table", "expected"), SCANNER_TABLES, ids=[str(sorted(t.items())) for t, _ in SCANNER_TABLES])
 def test_each_driver_gets_its_settings_class_with_the_dataclass_defaults(
     table: dict[str, Any], expected: ScannerSettings
 ) -> None:

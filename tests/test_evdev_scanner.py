@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import json
 import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -17,7 +16,8 @@ import pytest
 
 from gatewayd_drivers import keymaps as k
 from gatewayd_drivers.backoff import Backoff
-from gatewayd_drivers.base import DeviceState, RawRead, Scanner
+from gatewayd_drivers.base import DeviceState, DeviceUnavailable, RawRead, Scanner
+from gatewayd_drivers.capture import Recordable, parse_capture
 from gatewayd_drivers.device_discovery import DeviceDiscovery
 from gatewayd_drivers.evdev_scanner import (
     EVDEV_MISSING,
@@ -29,7 +29,7 @@ from gatewayd_drivers.evdev_scanner import (
 from gatewayd_drivers.keymaps import wedge_events
 from tests.openers import Opener
 
-DATA = Path(__file__).parent / "data"
+CAPTURES = Path(__file__).parent / "data" / "captures"
 BY_ID = "/dev/input/by-id/usb-Honeywell_Imaging_1950g_19001A0B45-event-kbd"
 Event = tuple[int, int, int]
 
@@ -107,21 +107,21 @@ async def take(scanner: EvdevScanner, n: int) -> list[RawRead]:
 
 
 def recording(name: str) -> list[Event]:
-    raw = json.loads((DATA / name).read_text())
-    return [(int(t), int(c), int(v)) for t, c, v in raw["events"]]
+    return [p for _, p in parse_capture((CAPTURES / name).read_text()).records if isinstance(p, tuple)]
 
 
 async def test_is_a_scanner(root: Path) -> None:
-    assert isinstance(make(root, Opener(ScriptedSource([])), path=BY_ID), Scanner)
+    scanner = make(root, Opener(ScriptedSource([])), path=BY_ID)
+    assert isinstance(scanner, Scanner) and isinstance(scanner, Recordable)
 
 
 @pytest.mark.parametrize(
     ("name", "layout", "expected"),
     [
-        ("wedge_us_gs1_altcode.json", "us", [b"]C1010950600013435210ABC123\x1d17271231"]),
+        ("wedge_us_gs1_altcode.capture", "us", [b"]C1010950600013435210ABC123\x1d17271231"]),
         # the second read has no Enter: the inter-key timeout completes it
-        ("wedge_de_capslock_altgr.json", "de", [b"Lot@A/7-B", b"xyz"]),
-        ("wedge_fr_digits_ctrl_gs.json", "fr", [b"]C110LOT-1\x1d21a,b"]),
+        ("wedge_de_capslock_altgr.capture", "de", [b"Lot@A/7-B", b"xyz"]),
+        ("wedge_fr_digits_ctrl_gs.capture", "fr", [b"]C110LOT-1\x1d21a,b"]),
     ],
 )
 async def test_recorded_streams_by_stable_path(
@@ -139,6 +139,18 @@ async def test_recorded_streams_by_stable_path(
     assert opener.opened == [BY_ID]  # the stable link itself is opened
     assert source.grabbed and source.closed
     assert states == [(DeviceState.CONNECTED, BY_ID)]
+
+
+async def test_the_down_arrow_after_enter_makes_no_read_and_is_counted(root: Path) -> None:
+    plug(root)
+    # A last read after the recording: once it is out, every key before it was translated.
+    events = recording("wedge_boot_enter_down.capture") + wedge_events("END", layout="us")
+    for suffix, ignored in ((["enter"], 2), (["enter", "down"], 0)):
+        async with make(root, Opener(ScriptedSource(events)), path=BY_ID, suffix=suffix) as scanner:
+            reads = await take(scanner, 3)
+            assert [(r.data, r.errors) for r in reads] == [
+                (b"https://example.com/l/A-1*2+3?q=Z_9", ()), (b"SUP1-20261127-0003", ()), (b"END", ())]
+            assert scanner.ignored_keys == ignored
 
 
 def write(path: Path, text: str) -> None:
@@ -264,6 +276,7 @@ async def test_syn_dropped_is_delivered_as_an_error_read(root: Path) -> None:
         ({"usb": "0c2e:0b61", "key_timeout": 0}, "evdev scanner 'x': key_timeout 0: expected > 0"),
         ({"usb": "0c2e:0b61", "layout": "se"},
          "unknown keyboard layout 'se': expected one of us, uk, de, fr"),
+        ({"usb": "0c2e:0b61", "suffix": ["return"]}, "suffix key 'return': expected one of enter, tab, lf, esc"),
     ],
 )
 def test_invalid_settings(kwargs: dict[str, object], message: str) -> None:
@@ -288,3 +301,49 @@ def test_key_constants_match_python_evdev() -> None:
     for name in dir(k):
         if name.startswith(("KEY_", "EV_", "SYN_")):
             assert getattr(ecodes, name) == getattr(k, name), name
+
+
+# -- recording ----------------------------------------------------------------------------
+
+
+async def test_open_raw_grabs_and_hands_over_every_event(root: Path) -> None:
+    sys_input(root, "event3", name="Honeywell Imaging Scanner", vendor="0c2e", product="0b61")
+    plug(root)
+    events = wedge_events("A1", layout="us")
+    source = ScriptedSource(events, then="end")
+    scanner = make(root, Opener(source), path=BY_ID, layout="de")
+    stream = await scanner.open_raw()
+    assert source.grabbed
+    assert [e async for e in stream.records()] == events
+    await stream.aclose()
+    assert source.closed
+    header = stream.header
+    assert (header.kind, header.usb, header.layout) == ("evdev", "0c2e:0b61", "de")
+    assert header.device == f"Honeywell Imaging Scanner, {BY_ID}"
+    assert dict(header.headers) == {"scanner": "dock-03-left"}
+
+
+@pytest.mark.parametrize(
+    ("failure", "message"),
+    [
+        (ScriptedSource([], grab_error=errno.EBUSY),
+         f"{BY_ID} is grabbed by another process (EBUSY), most likely the running gateway: stop the gatewayd "
+         "service first (sudo systemctl stop gatewayd), then record again"),
+        (PermissionError(errno.EACCES, "Permission denied"), f"permission denied on {BY_ID}: install config/"),
+        (EvdevMissing(EVDEV_MISSING), "python-evdev is not installed"),
+    ],
+)
+async def test_open_raw_says_what_to_do(root: Path, failure: ScriptedSource | BaseException, message: str) -> None:
+    plug(root)
+    scanner = make(root, Opener(failure), path=BY_ID)
+    with pytest.raises(DeviceUnavailable) as caught:
+        await scanner.open_raw()
+    assert str(caught.value).startswith(message)
+    if isinstance(failure, ScriptedSource):
+        assert failure.closed
+
+
+async def test_open_raw_without_the_device(root: Path) -> None:
+    scanner = make(root, Opener(ScriptedSource([])), path=BY_ID)
+    with pytest.raises(DeviceUnavailable, match=f"no input device matches path={BY_ID}: is the scanner plugged in"):
+        await scanner.open_raw()

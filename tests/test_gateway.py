@@ -272,3 +272,45 @@ async def test_a_full_disk_refuses_reads_loudly_and_recovers(
         assert seqs == list(range(1, last["seq"] + 1)), "seq stays gap-free across refused reads"
         stop.set()
         await task
+
+
+async def test_health_counts_the_keys_a_wedge_typed_outside_a_read(broker: LocalBroker, tmp_path: Path) -> None:
+    # A real EvdevScanner on a recorded-style stream (Enter then Down Arrow after each read):
+    # the Down Arrows are no scans, and health shows how many there were.
+    from gatewayd_drivers.capture import parse_capture
+    from gatewayd_drivers.device_discovery import DeviceDiscovery
+    from gatewayd_drivers.evdev_scanner import EvdevScanner
+    from gatewayd_drivers.keymaps import wedge_events
+    from tests.openers import Opener
+
+    capture = parse_capture((Path(__file__).parent / "data/captures/wedge_boot_enter_down.capture").read_text())
+    events = [e for _, e in capture.records if isinstance(e, tuple)] + wedge_events("SUP1-20261127-0005", layout="us")
+
+    class Source:
+        def grab(self) -> None: ...
+
+        def close(self) -> None: ...
+
+        async def events(self) -> Any:
+            for event in events:
+                yield event
+            await asyncio.Event().wait()
+
+    (tmp_path / "dev/input").mkdir(parents=True)
+    (tmp_path / "dev/input/event3").touch()
+    wedge = EvdevScanner(id="dock-03-left", path="/dev/input/event3", discovery=DeviceDiscovery(root=tmp_path),
+                         opener=Opener(Source()))
+    gw = Gateway(settings_for(broker, tmp_path), scanners={"dock-03-left": wedge, "zone-a-1": QueueScanner("zone-a-1")})
+    stop = asyncio.Event()
+    with Subscriber(broker.port, ["gatewayd/gw-test/#"], protocol=broker.protocol) as sub:
+        task = asyncio.create_task(gw.run(stop))
+        scans = await wait_for(lambda: len(sub.payloads("gatewayd/gw-test/scans/dock-03")) == 3 and
+                               sub.payloads("gatewayd/gw-test/scans/dock-03"), what="three scans")
+        assert [s["raw"] for s in scans] == ["https://example.com/l/A-1*2+3?q=Z_9", "SUP1-20261127-0003",
+                                             "SUP1-20261127-0005"]
+        await sub.apublish("gatewayd/gw-test/request/health", {"transaction": "h"})
+        health = await sub.await_for("gatewayd/gw-test/response/health", lambda p: p.get("transaction") == "h")
+        stop.set()
+        await task
+    assert health["data"]["counters"]["ignored_keys"] == {"dock-03-left": 2}
+    assert health["data"]["counters"]["reads"]["dock-03-left"] == 3

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-import json
+import logging
+import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gatewayd_drivers import keymaps as k
+from gatewayd_drivers.capture import parse_capture
 from gatewayd_drivers.keymaps import (
     EV_KEY,
     EV_MSC,
     EV_SYN,
     LAYOUTS,
     PLACEHOLDER,
+    SUFFIX_KEYS,
     SYN_DROPPED,
     SYN_REPORT,
     KeyRead,
@@ -21,7 +26,7 @@ from gatewayd_drivers.keymaps import (
     wedge_events,
 )
 
-DATA = Path(__file__).parent / "data"
+CAPTURES = Path(__file__).parent / "data" / "captures"
 
 # GS1 General Specifications, figure 7.11-1: the 82 characters of GS1 AI encodable
 # character set 82.
@@ -170,12 +175,25 @@ def test_autorepeat_does_not_duplicate() -> None:
         ("de", press(k.KEY_RIGHTBRACE, k.KEY_LEFTCTRL), "\x1d"),  # US position
         ("de", press(k.KEY_9, k.KEY_RIGHTCTRL), "\x1d"),  # the key that types ] on de
         ("fr", press(k.KEY_MINUS, k.KEY_LEFTCTRL), "\x1d"),
-        ("us", press(k.KEY_M, k.KEY_LEFTCTRL), "\r"),
         ("fr", press(k.KEY_Q, k.KEY_LEFTCTRL), "\x01"),  # Ctrl + the key labelled A
+        ("us", press(k.KEY_J, k.KEY_LEFTCTRL, S), "\n"),  # Ctrl+Shift+letter is Ctrl+letter
+        ("us", press(k.KEY_LEFTBRACE, k.KEY_LEFTCTRL), "\x1b"),  # Ctrl+[ ESC
+        ("us", press(k.KEY_BACKSLASH, k.KEY_LEFTCTRL), "\x1c"),  # Ctrl+\\ FS
+        ("us", press(k.KEY_6, k.KEY_LEFTCTRL, S), "\x1e"),  # Ctrl+^ RS
+        ("us", press(k.KEY_MINUS, k.KEY_LEFTCTRL, S), "\x1f"),  # Ctrl+_ US
+        ("us", press(k.KEY_2, k.KEY_LEFTCTRL, S), "\x00"),  # Ctrl+@ NUL
+        ("de", press(k.KEY_GRAVE, k.KEY_RIGHTCTRL), "\x1e"),  # de types ^ unshifted left of 1
     ],
 )
 def test_ctrl_combinations(layout: str, events: list[Event], expected: str) -> None:
-    assert translate(events, layout=layout) == [KeyRead(expected.encode())]
+    typed_a = wedge_events("a", layout=layout, terminator=None)
+    assert translate(typed_a + events, layout=layout) == [KeyRead(("a" + expected).encode())]
+
+
+def test_ctrl_m_is_enter_and_ends_the_read() -> None:
+    events = press(k.KEY_A) + press(k.KEY_M, k.KEY_LEFTCTRL) + press(k.KEY_B) + press(k.KEY_I, k.KEY_LEFTCTRL)
+    assert translate(events, layout="us") == [KeyRead(b"a"), KeyRead(b"b\t")]
+    assert translate(events, layout="us", suffix=["tab"]) == [KeyRead(b"a\rb")]
 
 
 def alt_code(digits: str, alt: int = k.KEY_LEFTALT) -> list[Event]:
@@ -230,12 +248,14 @@ def test_gs_substitute(layout: str, sub: str) -> None:
          ("key code 16 (AltGr+KEY_Q) has no mapping in layout uk",)),
         ("fr", press(k.KEY_GRAVE, S), PLACEHOLDER,
          ("key code 41 (Shift+KEY_GRAVE) has no mapping in layout fr",)),
-        ("us", press(k.KEY_ESC) + press(k.KEY_ESC), PLACEHOLDER * 2,
+        ("us", press(k.KEY_A) + press(k.KEY_ESC) + press(k.KEY_ESC), "a" + PLACEHOLDER * 2,
          ("key code 1 (KEY_ESC) has no mapping in layout us",)),
+        ("us", press(k.KEY_A) + press(k.KEY_DOWN, S), "a" + PLACEHOLDER,
+         ("key code 108 (Shift+KEY_DOWN) has no mapping in layout us",)),
         ("us", press(k.KEY_1, k.KEY_LEFTCTRL), PLACEHOLDER,
          ("key code 2 (Ctrl+KEY_1) has no mapping in layout us",)),
     ],
-    ids=["f13", "us-alt-letter", "uk-altgr-q", "fr-shift-grave", "esc-twice", "ctrl-digit"],
+    ids=["f13", "us-alt-letter", "uk-altgr-q", "fr-shift-grave", "esc-twice", "shift-down", "ctrl-digit"],
 )
 def test_unmapped_keys_keep_a_placeholder(
     layout: str, events: list[Event], data: str, errors: tuple[str, ...]
@@ -261,11 +281,91 @@ def test_syn_dropped_discards_partial_read_and_reports_it() -> None:
     assert reads == [KeyRead(b"c")]  # Shift state was reset with the overrun
 
 
-def test_terminators() -> None:
+def test_suffix_enter_or_tab() -> None:
     events = press(k.KEY_A) + press(k.KEY_TAB) + press(k.KEY_B) + press(k.KEY_KPENTER)
     assert translate(events, layout="us") == [KeyRead(b"a\tb")]
-    assert translate(events, layout="us", terminator_key="tab") == [
-        KeyRead(b"a"), KeyRead(b"b\r")]
+    assert translate(events, layout="us", suffix=["tab"]) == [KeyRead(b"a"), KeyRead(b"b\r")]
+    # Alt+013 types CR: it ends a read like Enter
+    assert translate(press(k.KEY_A) + alt_code("013") + press(k.KEY_B), layout="us") == [KeyRead(b"a"), KeyRead(b"b")]
+
+
+def test_a_suffix_of_several_keys_is_taken_whole() -> None:
+    t = KeyTranslator(layout="us", suffix=["enter", "down"])
+    events = wedge_events("AB", layout="us") + press(k.KEY_DOWN) + wedge_events("CD", layout="us") + press(k.KEY_DOWN)
+    assert [r for e in events if (r := t.feed(*e))] == [KeyRead(b"AB"), KeyRead(b"CD")]
+    assert t.ignored_keys == 0
+    # A Down that does not follow the Enter is a key that types nothing, not the suffix.
+    for event in press(k.KEY_DOWN):
+        assert t.feed(*event) is None
+    assert t.ignored_keys == 1
+    # A read may start right after the first suffix key: the rest of the suffix is then not expected.
+    events = wedge_events("E", layout="us") + wedge_events("F", layout="us", terminator=None) + press(k.KEY_DOWN)
+    assert [r for e in events if (r := t.feed(*e))] == [KeyRead(b"E")]
+    assert t.flush() == KeyRead(b"F" + PLACEHOLDER.encode(), ("key code 108 (KEY_DOWN) has no mapping in layout us",))
+
+
+# Keys that type nothing on any keyboard, and modifiers pressed alone.
+NON_CHARACTER = [k.KEY_ESC, k.KEY_BACKSPACE, k.KEY_UP, k.KEY_DOWN, k.KEY_LEFT, k.KEY_RIGHT, k.KEY_HOME, k.KEY_END,
+                 k.KEY_PAGEUP, k.KEY_PAGEDOWN, k.KEY_INSERT, k.KEY_DELETE, 59, 68, 87, 88, k.KEY_F13, 194, 113, 119]
+MODIFIERS = [k.KEY_LEFTSHIFT, k.KEY_RIGHTSHIFT, k.KEY_LEFTCTRL, k.KEY_RIGHTCTRL, k.KEY_LEFTALT, k.KEY_RIGHTALT,
+             k.KEY_LEFTMETA, k.KEY_RIGHTMETA]
+
+
+def test_keys_that_type_nothing_outside_a_read_make_no_read_and_are_counted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    t = KeyTranslator(layout="us")
+    events = [e for code in NON_CHARACTER + MODIFIERS + [k.KEY_ENTER] for e in press(code)]
+    events += press(k.KEY_NUMLOCK) + press(k.KEY_SCROLLLOCK) + press(k.KEY_CAPSLOCK)  # lock keys: no count
+    events += press(k.KEY_DOWN, k.KEY_LEFTCTRL)  # Ctrl is not alone: Down counts, Ctrl does not
+    with caplog.at_level(logging.DEBUG, logger="gatewayd_drivers.keymaps"):
+        assert [r for e in events if (r := t.feed(*e))] == []
+    assert t.flush() is None
+    assert t.ignored_keys == len(NON_CHARACTER) + len(MODIFIERS) + 1 + 1
+    assert "key KEY_DOWN typed nothing (outside a read): ignored, 4 so far" in caplog.text
+    assert "key KEY_LEFTSHIFT typed nothing (pressed alone)" in caplog.text
+    assert "key '\\r' typed nothing (a suffix key with no read before it)" in caplog.text
+    t.reset()
+    assert t.ignored_keys == len(NON_CHARACTER) + len(MODIFIERS) + 2  # kept across a reconnect
+
+
+_TEXT = st.text(st.sampled_from(CSET82), min_size=1, max_size=30)
+_NOISE = st.lists(st.tuples(st.sampled_from(NON_CHARACTER + MODIFIERS), st.sampled_from([(), (S,), (k.KEY_LEFTCTRL,),
+                                                                                        (k.KEY_LEFTALT,)])),
+                  max_size=8)
+
+
+@given(layout=st.sampled_from(sorted(LAYOUTS)), text=_TEXT, noise=_NOISE)
+def test_a_read_followed_by_any_keys_that_type_nothing_is_exactly_that_read(
+    layout: str, text: str, noise: list[tuple[int, tuple[int, ...]]]
+) -> None:
+    t = KeyTranslator(layout=layout)
+    events = wedge_events(text, layout=layout)
+    for code, modifiers in noise:
+        events += press(code, *(m for m in modifiers if m != code))
+    reads = [r for e in events if (r := t.feed(*e))]
+    assert reads == [KeyRead(text.encode())]
+    assert t.flush() is None
+    assert t.ignored_keys == len(noise)
+
+
+@pytest.mark.parametrize(
+    ("layout", "code", "expected"),
+    [("us", k.KEY_KPDOT, "."), ("de", k.KEY_KPDOT, ","), ("fr", k.KEY_KPDOT, "."), ("us", k.KEY_KPEQUAL, "="),
+     ("us", k.KEY_KPCOMMA, ","), ("us", k.KEY_KPLEFTPAREN, "("), ("us", k.KEY_KPRIGHTPAREN, ")"),
+     ("de", k.KEY_KPSLASH, "/"), ("fr", k.KEY_KPASTERISK, "*"), ("uk", k.KEY_KPMINUS, "-"), ("us", k.KEY_KPPLUS, "+")],
+)
+def test_keypad_keys_type_their_characters(layout: str, code: int, expected: str) -> None:
+    # With Shift too: a wedge sends '*' as keypad '*' without caring about modifiers.
+    assert translate(press(code) + press(code, S), layout=layout) == [KeyRead((expected * 2).encode())]
+
+
+def test_alt_codes_between_num_lock_presses() -> None:
+    # Datalogic: Num Lock pressed, every character as Alt + keypad digits, Num Lock again.
+    events = press(k.KEY_NUMLOCK) + alt_code("065") + press(k.KEY_NUMLOCK) + alt_code("029")
+    events += [(EV_KEY, k.KEY_LEFTALT, 1), *press(k.KEY_KP0), *press(k.KEY_NUMLOCK), *press(k.KEY_KP4),
+               *press(k.KEY_KP9), (EV_KEY, k.KEY_LEFTALT, 0)]
+    assert translate(events + press(k.KEY_ENTER), layout="us") == [KeyRead(b"A\x1d1")]
 
 
 def test_flush_returns_partial_and_then_nothing() -> None:
@@ -296,28 +396,44 @@ def test_max_length_cuts_and_says_so() -> None:
     ("kwargs", "message"),
     [
         ({"layout": "dvorak"}, "unknown keyboard layout 'dvorak': expected one of us, uk, de, fr"),
-        ({"layout": "us", "terminator_key": "esc"},
-         "terminator_key 'esc': expected 'enter' or 'tab'"),
+        ({"layout": "us", "suffix": ["space"]}, "suffix key 'space': expected one of " + ", ".join(SUFFIX_KEYS)),
+        ({"layout": "us", "suffix": []}, "suffix []: expected a list of key names such as ['enter'] or "
+         "['enter', 'down']"),
+        ({"layout": "us", "suffix": "enter"}, "suffix 'enter': expected a list of key names such as ['enter'] or "
+         "['enter', 'down']"),
         ({"layout": "us", "gs_substitute": "||"}, "gs_substitute '||': expected one character"),
     ],
 )
 def test_invalid_arguments(kwargs: dict[str, str], message: str) -> None:
-    with pytest.raises(ValueError, match="^" + message.replace("|", r"\|") + "$"):
+    with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
         KeyTranslator(**kwargs)  # type: ignore[arg-type]
 
 
-def load_recording(name: str) -> list[Event]:
-    raw = json.loads((DATA / name).read_text())
-    return [(int(t), int(c), int(v)) for t, c, v in raw["events"]]
+def load_capture(name: str) -> tuple[str, list[Event]]:
+    capture = parse_capture((CAPTURES / name).read_text())
+    assert capture.layout is not None
+    return capture.layout, [p for _, p in capture.records if isinstance(p, tuple)]
 
 
 @pytest.mark.parametrize(
-    ("name", "layout", "expected"),
+    ("name", "suffix", "expected", "ignored"),
     [
-        ("wedge_us_gs1_altcode.json", "us", [KeyRead(b"]C1010950600013435210ABC123\x1d17271231")]),
-        ("wedge_de_capslock_altgr.json", "de", [KeyRead(b"Lot@A/7-B"), KeyRead(b"xyz")]),
-        ("wedge_fr_digits_ctrl_gs.json", "fr", [KeyRead(b"]C110LOT-1\x1d21a,b")]),
+        ("wedge_us_gs1_altcode.capture", ["enter"], [KeyRead(b"]C1010950600013435210ABC123\x1d17271231")], 0),
+        ("wedge_de_capslock_altgr.capture", ["enter"], [KeyRead(b"Lot@A/7-B"), KeyRead(b"xyz")], 0),
+        ("wedge_fr_digits_ctrl_gs.capture", ["enter"], [KeyRead(b"]C110LOT-1\x1d21a,b")], 0),
+        ("wedge_boot_enter_down.capture", ["enter"],
+         [KeyRead(b"https://example.com/l/A-1*2+3?q=Z_9"), KeyRead(b"SUP1-20261127-0003")], 2),
+        ("wedge_boot_enter_down.capture", ["enter", "down"],
+         [KeyRead(b"https://example.com/l/A-1*2+3?q=Z_9"), KeyRead(b"SUP1-20261127-0003")], 0),
+        ("wedge_datalogic_altcodes.capture", ["enter"], [KeyRead(b"]C1010950600013435210ABC123\x1d17271231")], 0),
+        ("wedge_ctrl_shift_lf.capture", ["lf"], [KeyRead(b"6901234567892"), KeyRead(b"SUP1-20261127-0004")], 0),
     ],
 )
-def test_recorded_streams(name: str, layout: str, expected: list[KeyRead]) -> None:
-    assert translate(load_recording(name), layout=layout) == expected
+def test_recorded_streams(name: str, suffix: list[str], expected: list[KeyRead], ignored: int) -> None:
+    layout, events = load_capture(name)
+    t = KeyTranslator(layout=layout, suffix=suffix)
+    reads = [read for event in events if (read := t.feed(*event))]
+    if (rest := t.flush()) is not None:
+        reads.append(rest)
+    assert reads == expected
+    assert t.ignored_keys == ignored

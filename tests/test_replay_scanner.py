@@ -7,6 +7,7 @@ The escapes (gatewayd_drivers.raw_escapes) are the grammar of replay files and o
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,6 +19,7 @@ from hypothesis import strategies as st
 from gatewayd_drivers import replay_scanner
 from gatewayd_drivers.backoff import Backoff
 from gatewayd_drivers.base import DeviceState, RawRead, Scanner
+from gatewayd_drivers.capture import format_capture, parse_capture
 from gatewayd_drivers.raw_escapes import CONTROL_NAMES, unescape
 from gatewayd_drivers.replay_scanner import (
     ReplayDelay,
@@ -220,3 +222,63 @@ async def test_missing_file_then_bad_file_then_good_file(tmp_path: Path) -> None
 def test_invalid_interval() -> None:
     with pytest.raises(ValueError, match=r"^replay scanner r: interval must be >= 0 seconds, got -1$"):
         ReplayScanner(id="r", path=Path("x"), interval=-1)
+
+
+# -- capture files ------------------------------------------------------------------------
+
+CAPTURES = Path(__file__).parent / "data" / "captures"
+
+
+def test_a_capture_becomes_its_reads_with_the_recorded_gaps() -> None:
+    text = (CAPTURES / "hidpos_honeywell_qr_continued.capture").read_text()
+    steps = replay_scanner.parse_capture_replay(text, device="r")
+    kinds = [(type(s).__name__, getattr(s, "symbology", None)) for s in steps]
+    assert kinds == [("ReplayDelay", None), ("ReplayRead", "]Q1"), ("ReplayDelay", None), ("ReplayRead", "]C1")]
+    first_delay, second_delay = steps[0], steps[2]
+    assert isinstance(first_delay, ReplayDelay) and isinstance(second_delay, ReplayDelay)
+    # The QR code's 3 reports end at +0.016 s; the next read's only report comes 1.5 s later.
+    assert first_delay.seconds == pytest.approx(0.016)
+    assert second_delay.seconds == pytest.approx(1.5 + 0.008)
+    fast = replay_scanner.parse_capture_replay(text, device="r", pace="fast")
+    assert [type(s).__name__ for s in fast] == ["ReplayRead", "ReplayRead"]
+    with pytest.raises(ValueError, match="pace 'slow': expected 'recorded' or 'fast'"):
+        replay_scanner.parse_capture_replay(text, device="r", pace="slow")
+
+
+async def test_a_capture_replays_through_the_driver_code(tmp_path: Path) -> None:
+    path = tmp_path / "dock.capture"
+    path.write_text((CAPTURES / "wedge_boot_enter_down.capture").read_text())
+    states = States()
+    async with ReplayScanner(id="r", path=path, pace="fast", on_state=states) as scanner:
+        reads = scanner.reads()
+        got = [await asyncio.wait_for(anext(reads), WAIT) for _ in range(2)]
+        assert await states.wait_for(DeviceState.CONNECTED) == f"{path}: replaying 2 reads"
+    assert [(r.data, r.symbology, r.errors, r.device) for r in got] == [
+        (b"https://example.com/l/A-1*2+3?q=Z_9", None, (), "r"), (b"SUP1-20261127-0003", None, (), "r")]
+
+
+async def test_a_hidpos_capture_keeps_its_symbology_and_waits_its_gaps(tmp_path: Path) -> None:
+    capture = parse_capture((CAPTURES / "hidpos_honeywell_qr_continued.capture").read_text())
+    # The same reports ten times faster: the reads are 0.15 s apart instead of 1.5 s.
+    faster = tuple((None if t is None else t / 10, report) for t, report in capture.records)
+    path = tmp_path / "pos.capture"
+    path.write_text(format_capture(dataclasses.replace(capture, records=faster)))
+    async with ReplayScanner(id="r", path=path) as scanner:
+        reads = scanner.reads()
+        got = [await asyncio.wait_for(anext(reads), WAIT) for _ in range(2)]
+    assert [r.symbology for r in got] == ["]Q1", "]C1"]
+    assert got[1].monotonic - got[0].monotonic >= 0.15
+
+
+async def test_a_broken_capture_is_an_error_naming_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "bad.capture"
+    path.write_text("# gatewayd capture v1\n# kind: hidpos\n02 0g\n")
+    states = States()
+    async with ReplayScanner(id="r", path=path, on_state=states, backoff=FAST):
+        detail = await states.wait_for(DeviceState.ERROR)
+    assert detail == f"{path}: line 3: expected a record as pairs of hex digits (spaces allowed), got '02 0g'"
+
+
+def test_invalid_pace() -> None:
+    with pytest.raises(ValueError, match=r"^replay scanner r: pace must be 'recorded' or 'fast', got 'slow'$"):
+        ReplayScanner(id="r", path=Path("x"), pace="slow")

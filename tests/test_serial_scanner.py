@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from gatewayd_drivers.backoff import Backoff
-from gatewayd_drivers.base import DeviceState, RawRead, Scanner
+from gatewayd_drivers.base import DeviceState, DeviceUnavailable, RawRead, Scanner
 from gatewayd_drivers.serial_scanner import SerialScanner
 
 WAIT = 5.0  # seconds: generous, only reached when something is broken
@@ -239,3 +239,40 @@ def test_reads_before_open_is_an_error() -> None:
 def test_invalid_settings(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match="^" + message.replace("(", r"\(").replace(")", r"\)")):
         SerialScanner(id="s", port="/dev/null", **kwargs)
+
+
+# -- recording (gatewayd capture) ---------------------------------------------------------
+
+
+async def test_open_raw_hands_over_the_bytes_as_they_arrive(ptys: list[Pty]) -> None:
+    pty = Pty()
+    ptys.append(pty)
+    scanner = SerialScanner(id="dock-03-left", port=pty.port, baudrate=115200)
+    stream = await scanner.open_raw()
+    try:
+        assert (stream.header.kind, stream.header.device) == ("serial", f"{pty.port} at 115200 8N1")
+        assert dict(stream.header.headers) == {"scanner": "dock-03-left"}
+        records = stream.records()
+        pty.write(b"]C1ABC\r")
+        got = b""
+        while got != b"]C1ABC\r":
+            got += await asyncio.wait_for(anext(records), WAIT)
+    finally:
+        await stream.aclose()
+
+
+async def test_open_raw_on_a_port_the_gateway_holds_says_to_stop_it(ptys: list[Pty]) -> None:
+    pty = Pty()
+    ptys.append(pty)
+    states = States()
+    async with open_scanner(pty.port, states):
+        await states.wait_for(DeviceState.CONNECTED)
+        with pytest.raises(DeviceUnavailable, match=f"^{pty.port} is in use by another program: stop the gatewayd "
+                           r"service first \(sudo systemctl stop gatewayd\), then record again$"):
+            await SerialScanner(id="dock-03-left", port=pty.port).open_raw()
+
+
+async def test_open_raw_on_a_missing_port(tmp_path: Path) -> None:
+    port = str(tmp_path / "ttyACM9")
+    with pytest.raises(DeviceUnavailable, match=f"^{port}: cannot open \\(No such file or directory\\)$"):
+        await SerialScanner(id="s", port=port).open_raw()

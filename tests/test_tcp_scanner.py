@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from gatewayd_drivers.backoff import Backoff
-from gatewayd_drivers.base import DeviceState, RawRead, Scanner
+from gatewayd_drivers.base import DeviceState, DeviceUnavailable, RawRead, Scanner
 from gatewayd_drivers.tcp_scanner import TcpScanner, enable_keepalive
 
 WAIT = 5.0  # seconds: only reached when something is broken
@@ -260,3 +260,50 @@ def test_enable_keepalive_sets_short_timers() -> None:
 def test_invalid_settings(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match="^" + message.replace("(", r"\(").replace(")", r"\)")):
         TcpScanner(id="t", host="127.0.0.1", **kwargs)
+
+
+# Recording (gatewayd capture): one connection's bytes.
+
+
+async def test_open_raw_as_a_client_records_the_scanner_s_bytes() -> None:
+    async with scanner_side() as (port, accepted):
+        scanner = TcpScanner(id="dock-07-tunnel", host="127.0.0.1", port=port)
+        stream = await scanner.open_raw()
+        _, writer = await asyncio.wait_for(accepted.get(), WAIT)
+        await send(writer, b"]Q1https://id.gs1.org/01/09506000134352\r")
+        writer.close()
+        chunks = [chunk async for chunk in stream.records()]  # until the scanner closes
+        await stream.aclose()
+    assert b"".join(chunks) == b"]Q1https://id.gs1.org/01/09506000134352\r"
+    assert (stream.header.kind, stream.header.device) == ("tcp", f"127.0.0.1:{port} (client mode)")
+
+
+async def test_open_raw_as_a_server_takes_the_first_scanner() -> None:
+    scanner = TcpScanner(id="dock-07-tunnel", host="127.0.0.1", port=0, mode="server")
+    opening = asyncio.ensure_future(scanner.open_raw())
+
+    async def bound() -> int:
+        while scanner.bound_port is None:  # set before it waits for a connection
+            await asyncio.sleep(0)
+        return scanner.bound_port
+
+    _, writer = await connect(await asyncio.wait_for(bound(), WAIT))
+    stream = await asyncio.wait_for(opening, WAIT)
+    await send(writer, b"LOT-1\r")
+    assert await asyncio.wait_for(anext(stream.records()), WAIT) == b"LOT-1\r"
+    writer.close()
+    await stream.aclose()
+
+
+async def test_open_raw_on_a_port_the_gateway_listens_on_says_to_stop_it() -> None:
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    try:
+        scanner = TcpScanner(id="dock-07-tunnel", host="127.0.0.1", port=port, mode="server")
+        with pytest.raises(DeviceUnavailable, match=f"^port 127.0.0.1:{port} is in use \\(by the gateway\\?\\): stop "
+                           "the gatewayd service first"):
+            await scanner.open_raw()
+    finally:
+        taken.close()

@@ -1,4 +1,4 @@
-"""The ``gatewayd`` command: run, check, decode, devices, demo, print, label, outbox."""
+"""The ``gatewayd`` command: run, check, decode, capture, devices, demo, print, label, outbox."""
 
 from __future__ import annotations
 
@@ -138,7 +138,8 @@ def _is_table_array(v: Any) -> bool:
 
 
 def cmd_decode(args: argparse.Namespace) -> int:
-    """Print what ``gatewayd run`` would publish for each RAW read (gatewayd.reads.scan_event).
+    """Print what ``gatewayd run`` would publish for each RAW read (gatewayd.reads.scan_event),
+    or for each read of a capture file, decoded by its driver's code (gatewayd.cli.capture).
 
     One JSON line per read: the scan payload with ``seq`` and ``event_id`` null (the outbox
     assigns them), or, for a step-command barcode, ``{"step_command", "station", "raw"}``;
@@ -155,11 +156,15 @@ def cmd_decode(args: argparse.Namespace) -> int:
     from gatewayd_drivers.base import RawRead
     from gatewayd_drivers.raw_escapes import unescape
 
-    reads: list[bytes] = []
+    if (args.capture is None) == (not args.raw):
+        raise ConfigError(["decode: give RAW reads or --capture FILE (one of them)"])
+    if args.capture is None and (args.layout or args.scanner):
+        raise ConfigError(["--layout and --scanner apply to --capture FILE only"])
+    reads: list[RawRead] = []
     problems: list[str] = []
     for number, raw in enumerate(args.raw, start=1):
         try:
-            reads.append(unescape(raw))
+            reads.append(RawRead(unescape(raw), device="cli"))
         except ValueError as exc:
             problems.append(f'RAW {number} "{raw}": {exc}')
     if problems:
@@ -171,6 +176,17 @@ def cmd_decode(args: argparse.Namespace) -> int:
     path = args.config or default_config_path()
     from_file = args.config is not None or path.exists()
     settings = load(path) if from_file else Settings(gateway=GatewaySettings(id="gatewayd"))
+    scanner, prefix = "cli", args.prefix
+    if args.capture is not None:
+        from gatewayd.cli.capture import capture_options, decode_capture, scanner_settings
+
+        sc = scanner_settings(settings, args.scanner, path) if args.scanner else None
+        if sc is not None:
+            from gatewayd.reads.vendor_ids import prefix_of
+
+            scanner, prefix = sc.id, prefix_of(sc)
+        reads, summary = decode_capture(args.capture, device=scanner, options=capture_options(sc, args.layout))
+        print(f"gatewayd decode: {summary}", file=sys.stderr)
     station: StationSettings | None = None
     if args.station and from_file:
         try:
@@ -186,23 +202,23 @@ def cmd_decode(args: argparse.Namespace) -> int:
     step_command = Stations(settings).step_command
     options = DecodeOptions.from_settings(settings.decode)
     synced = ClockSync().synced()
-    for data in reads:
+    for read in reads:
         result = scan_event(
-            RawRead(data, device="cli"),
+            read,
             settings=settings,
             station=state,
-            scanner="cli",
+            scanner=scanner,
             clock_synced=synced,
             step_command=step_command,
             options=options,
-            prefix=args.prefix,
+            prefix=prefix,
         )
         if isinstance(result, StepCommandRead):
             state = dataclasses.replace(state, step=result.step, since=time.time())
             line: dict[str, Any] = {
                 "step_command": result.step,
                 "station": result.station,
-                "raw": data.decode("utf-8", errors="backslashreplace"),
+                "raw": read.data.decode("utf-8", errors="backslashreplace"),
             }
         else:
             line = result.body(seq=None, event_id=None)
@@ -291,6 +307,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(args)
 
 
+def cmd_capture(args: argparse.Namespace) -> int:
+    from gatewayd.cli.capture import cmd_capture as run
+
+    return run(args)
+
+
 def cmd_devices(args: argparse.Namespace) -> int:
     from gatewayd.cli.devices import main as devices_main
 
@@ -354,8 +376,41 @@ def build_parser() -> argparse.ArgumentParser:
         help="what the scanner puts before each read, as a serial or tcp scanner's prefix setting: "
         "an AIM identifier (default), a Honeywell Code ID, a Zebra code type, or none",
     )
-    p.add_argument("raw", nargs="+", metavar="RAW", help="a raw read, e.g. ']C1010950600013435210ABC123<GS>17271231'")
+    p.add_argument("raw", nargs="*", metavar="RAW", help="a raw read, e.g. ']C1010950600013435210ABC123<GS>17271231'")
+    p.add_argument(
+        "--capture",
+        type=Path,
+        metavar="FILE",
+        help="decode the reads of a capture file (gatewayd capture -o FILE) through its driver's code instead",
+    )
+    p.add_argument(
+        "--layout",
+        metavar="L",
+        help="with --capture: the keyboard layout of an evdev capture (us, uk, de, fr), or the report layout of a "
+        "hidpos capture (generic, zebra, honeywell, datalogic, newland); default: what the capture says",
+    )
+    p.add_argument(
+        "--scanner",
+        metavar="ID",
+        help="with --capture: decode with this configured scanner's settings (suffix, gs_substitute, framing, "
+        "prefix) and name it in the payloads",
+    )
     p.set_defaults(func=cmd_decode)
+
+    p = sub.add_parser(
+        "capture",
+        help="record what a configured scanner sends, for support and tests",
+        description="Record the raw stream of a configured scanner (HID-POS reports with the report descriptor, "
+        "key events, serial or TCP bytes) to a capture file, until --seconds pass or Ctrl-C, then show the reads "
+        "it holds. The device is opened as the gateway opens it: a keyboard wedge, serial port or TCP port the "
+        "running service holds is reported busy (stop the service first). Decode the file with "
+        "`gatewayd decode --capture FILE`, or replay it with a replay scanner.",
+    )
+    _config_arg(p)
+    p.add_argument("--scanner", required=True, metavar="ID", help="the scanner's id in the config")
+    p.add_argument("--seconds", type=float, metavar="N", help="stop after N seconds (default: at Ctrl-C)")
+    p.add_argument("-o", "--output", type=Path, required=True, metavar="FILE", help="the capture file to write")
+    p.set_defaults(func=cmd_capture)
 
     p = sub.add_parser(
         "devices",

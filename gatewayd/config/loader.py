@@ -44,6 +44,7 @@ from gatewayd.config.settings import (
     Parity,
     PrinterDriver,
     PrinterSettings,
+    ReplayPace,
     ReplayScannerSettings,
     ScannerSettings,
     SerialScannerSettings,
@@ -52,7 +53,6 @@ from gatewayd.config.settings import (
     Synchronous,
     TcpMode,
     TcpScannerSettings,
-    TerminatorKey,
     VendorPrefix,
 )
 from gatewayd.errors import ConfigError
@@ -535,11 +535,26 @@ def _evdev_keys(t: Table) -> dict[str, Any]:
 
     return kw | {
         "layout": key("layout", str, _one_of(*LAYOUTS)),
-        "terminator_key": key("terminator_key", str, _choice(TerminatorKey)),
+        "suffix": _suffix(t),
         "gs_substitute": key(
             "gs_substitute", str, lambda v: None if len(v) == 1 else f"expected one character, got {v!r}"
         ),
     }
+
+
+def _suffix(t: Table) -> tuple[str, ...]:
+    """The keys a wedge presses after each read, e.g. ``["enter", "down"]``."""
+    from gatewayd_drivers.keymaps import SUFFIX_KEYS  # only where a wedge is configured, as LAYOUTS
+
+    default: tuple[str, ...] = _default(EvdevScannerSettings, "suffix")
+    value = t.get("suffix", list, list(default))
+    if not value:
+        t.problems.add(t.key("suffix"), 'expected at least one key, e.g. ["enter"]')
+        return default
+    bad = [(i, k) for i, k in enumerate(value) if k not in SUFFIX_KEYS]
+    for i, k in bad:
+        t.problems.add(f"{t.key('suffix')}[{i}]", f"expected a key name ({', '.join(SUFFIX_KEYS)}), got {k!r}")
+    return default if bad else tuple(value)
 
 
 def _hidpos_keys(t: Table) -> dict[str, Any]:
@@ -557,6 +572,7 @@ def _replay_keys(t: Table) -> dict[str, Any]:
         "path": key("path", str, _path),
         "interval_s": key("interval_s", float, _in_range(0, 3600)),
         "loop": key("loop", bool),
+        "pace": key("pace", str, _choice(ReplayPace)),
     }
 
 
@@ -591,6 +607,10 @@ def _elsewhere(driver: str | None) -> dict[str, str]:
     return hints
 
 
+# Keys that were renamed: the problem says what to write instead.
+_RENAMED = {"terminator_key": 'terminator_key is now suffix, a list of keys: suffix = ["enter"] or ["tab"]'}
+
+
 def _parse_scanners(root: Table, problems: Problems, stations: set[str]) -> list[ScannerSettings]:
     out: list[ScannerSettings] = []
     for _, t in _array(root, "scanners", problems):
@@ -599,7 +619,7 @@ def _parse_scanners(root: Table, problems: Problems, stations: set[str]) -> list
         driver = t.get("driver", str, check=_one_of(*SCANNER_DRIVERS))
         cls = SCANNER_SETTINGS[driver] if driver is not None else None
         kw = _DRIVER_KEYS[cls](t) if cls is not None else {}
-        t.finish(elsewhere=_elsewhere(driver))
+        t.finish(elsewhere=_elsewhere(driver) | _RENAMED)
         if sid is None or station is None or cls is None:
             continue
         if all(kw[name] is not None for name in kw if _default(cls, name) is MISSING):

@@ -57,10 +57,10 @@ Dpi = Literal[203, 300, 600]
 Parity = Literal["N", "E", "O", "M", "S"]
 Bytesize = Literal[5, 6, 7, 8]
 TcpMode = Literal["client", "server"]
-TerminatorKey = Literal["enter", "tab"]
 # What a byte-stream scanner puts before each read: an AIM identifier (ISO/IEC 15424), a
 # Honeywell Code ID, a Zebra (Symbol) code type, or nothing (gatewayd.reads.vendor_ids).
 VendorPrefix = Literal["aim", "honeywell", "zebra", "none"]
+ReplayPace = Literal["recorded", "fast"]  # a capture file replayed at its recorded times, or at once
 BAUDRATES = (1200, 2400, 4800, 9600, 14400, 19200, 38400, 57600, 115200, 230400)
 STOPBITS: tuple[float, ...] = (1, 1.5, 2)  # a Literal cannot hold 1.5
 SERVER_HOST = "0.0.0.0"  # noqa: S104  # a server-mode TCP scanner listens on every address by default
@@ -196,7 +196,7 @@ class EvdevScannerSettings(_ScannerBase):
     name: str | None = None
     usb: str | None = None
     layout: str = "us"  # a name in gatewayd_drivers.keymaps.LAYOUTS
-    terminator_key: TerminatorKey = "enter"
+    suffix: tuple[str, ...] = ("enter",)  # keys that end a read: names in gatewayd_drivers.keymaps.SUFFIX_KEYS
     gs_substitute: str | None = None
 
 
@@ -213,6 +213,7 @@ class ReplayScannerSettings(_ScannerBase):
     path: str
     interval_s: float = 0.0  # seconds between reads unless the file says otherwise
     loop: bool = False
+    pace: ReplayPace = "recorded"  # a capture file: at its recorded times, or "fast"
 
 
 ScannerSettings: TypeAlias = (

@@ -62,7 +62,7 @@ def build_scanner(s: ScannerSettings, *, on_state: StateListener) -> Scanner:
                 name=s.name,
                 usb=s.usb,
                 layout=s.layout,
-                terminator_key=s.terminator_key,
+                suffix=s.suffix,
                 gs_substitute=s.gs_substitute,
                 on_state=on_state,
             )
@@ -73,7 +73,9 @@ def build_scanner(s: ScannerSettings, *, on_state: StateListener) -> Scanner:
         case ReplayScannerSettings():
             from gatewayd_drivers.replay_scanner import ReplayScanner
 
-            return ReplayScanner(id=s.id, path=Path(s.path), interval=s.interval_s, loop=s.loop, on_state=on_state)
+            return ReplayScanner(
+                id=s.id, path=Path(s.path), interval=s.interval_s, loop=s.loop, pace=s.pace, on_state=on_state
+            )
         case _:
             assert_never(s)
 
