@@ -141,18 +141,20 @@ class Gateway:
             self.link = link
             publisher = Publisher(link=link, outbox=outbox, settings=s.outbox, on_delivered=self._on_delivered)
             self.publisher = publisher
+            # Every command handler is in place before the first connection: a request the
+            # broker kept for our persistent session arrives right after CONNACK.
+            self._register_commands(stack)
+            if s.printers:
+                await self._start_printing(stack)
             await stack.enter_async_context(link)
             await stack.enter_async_context(publisher)  # leaving it writes the last delivery marks
             stack.push_async_callback(self._say_offline)
-            self._register_commands(stack)
             stack.push_async_callback(self._stop_tasks)
             for sc in s.scanners:
                 self._spawn(self._scanner_loop(sc), f"gatewayd[scanner {sc.id}].read")
             self._spawn(self._housekeeping(), "gatewayd[outbox].housekeeping")
             if self.notifier.watchdog_interval:
                 self._spawn(self._watchdog(self.notifier.watchdog_interval), "gatewayd[systemd].watchdog")
-            if s.printers:
-                await self._start_printing(stack)
             log.info(
                 "gatewayd %s started: gateway %s, %d station(s), %d scanner(s), "
                 "outbox %s (last seq %d, %d undelivered)",
@@ -188,14 +190,15 @@ class Gateway:
         }
         for command, handler in builtin.items():
             stack.callback(self.requests.register(command, handler))
-        self.requests.explain("print", "no printers are configured on this gateway")
-        self.requests.explain("print/status", "no printers are configured on this gateway")
+        if not self.settings.printers:
+            self.requests.explain("print", "no printers are configured on this gateway")
+            self.requests.explain("print/status", "no printers are configured on this gateway")
         self.requests.explain(
             "feedback", "this gateway has no feedback output (display, light or beeper) configured"
         )
 
     async def _start_printing(self, stack: contextlib.AsyncExitStack) -> None:
-        """The print path, started once MQTT is set up; it takes requests once it runs."""
+        """The print path: its queue and printer workers, and its request handlers."""
         # Imported here, when printers are configured: the print path brings label
         # rendering and its libraries, which a scan-only gateway should not load at start.
         from gatewayd.printing.service import PrintService
