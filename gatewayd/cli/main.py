@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import signal
 import sys
 import time
@@ -21,6 +22,7 @@ from gatewayd.logging_setup import setup_logging
 __all__ = ["main"]
 
 EXIT_CONFIG = 2
+EXIT_PIPE_CLOSED = 141  # 128 + SIGPIPE: the status of a tool whose reader went away
 
 
 def _config_arg(parser: argparse.ArgumentParser, help: str | None = None) -> None:
@@ -444,6 +446,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one verb. A closed output pipe (``gatewayd check | head``) ends it quietly with
+    :data:`EXIT_PIPE_CLOSED`, as a shell reports ``git log | head`` or ``cat | head``."""
+    try:
+        try:
+            return _run_verb(argv)
+        finally:
+            # Flush here, where a closed pipe can still be caught, not at interpreter exit
+            # (which would print "Exception ignored ... BrokenPipeError"). This also covers
+            # --help, whose SystemExit passes through.
+            sys.stdout.flush()
+    except BrokenPipeError:
+        # What is still buffered goes nowhere instead of failing again at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_PIPE_CLOSED
+
+
+def _run_verb(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
