@@ -41,10 +41,9 @@ def _load(args: argparse.Namespace) -> Settings:
 
 
 def _print_problems(exc: ConfigError, path: Path | None) -> None:
-    where = f" in {path}" if path else ""
-    print(f"gatewayd: {len(exc.problems)} problem(s){where}:", file=sys.stderr)
-    for problem in exc.problems:
-        print(f"  {problem}", file=sys.stderr)
+    from gatewayd.cli.check import print_problems
+
+    print_problems(exc.problems, path)
 
 
 # -- run ---------------------------------------------------------------------------------
@@ -70,70 +69,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    path = args.config or default_config_path()
-    settings = load(path)
-    from gatewayd.delivery.mqtt_link import check_credentials
+    from gatewayd.cli.check import cmd_check as run
 
-    problems = check_credentials(settings.mqtt) + _missing_modules(settings)
-    if problems:
-        raise ConfigError(problems)
-    print(f"# {path}: configuration is valid. Effective configuration:")
-    print(to_toml(settings.to_dict()))
-    return 0
-
-
-def _missing_modules(settings: Settings) -> list[str]:
-    """Drivers the config names whose optional module this machine lacks."""
-    problems = []
-    for i, sc in enumerate(settings.scanners):
-        if sc.driver == "evdev":
-            try:
-                import evdev  # noqa: F401
-            except ImportError:
-                from gatewayd_drivers.evdev_scanner import EVDEV_MISSING
-
-                problems.append(f"scanners[{i}].driver: {EVDEV_MISSING}")
-    return problems
-
-
-def to_toml(data: dict[str, Any]) -> str:
-    """A small TOML writer for the effective config (tables, arrays of tables, scalars)."""
-    lines: list[str] = []
-
-    def scalar(v: Any) -> str:
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, int | float):
-            return repr(v)
-        if isinstance(v, str):
-            return json.dumps(v)
-        if isinstance(v, list):
-            return "[" + ", ".join(scalar(x) for x in v) + "]"
-        if isinstance(v, dict):
-            return "{ " + ", ".join(f"{k} = {scalar(x)}" for k, x in v.items()) + " }"
-        return json.dumps(str(v))
-
-    def table(prefix: str, d: dict[str, Any], header: str) -> None:
-        simple = {k: v for k, v in d.items() if not isinstance(v, dict) and not _is_table_array(v)}
-        if header:
-            lines.append("")
-            lines.append(header)
-        for k, v in simple.items():
-            lines.append(f"{k} = {scalar(v)}")
-        for k, v in d.items():
-            if isinstance(v, dict):
-                table(f"{prefix}{k}.", v, f"[{prefix}{k}]")
-            elif _is_table_array(v):
-                for item in v:
-                    table(f"{prefix}{k}.", item, f"[[{prefix}{k}]]")
-
-    data = {k: v for k, v in data.items() if k != "source"}
-    table("", data, "")
-    return "\n".join(lines).strip() + "\n"
-
-
-def _is_table_array(v: Any) -> bool:
-    return isinstance(v, list) and bool(v) and all(isinstance(x, dict) for x in v)
+    return run(args)
 
 
 # -- decode ------------------------------------------------------------------------------
@@ -331,10 +269,28 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "check",
         help="validate the config and print the effective config",
-        description="Validate the configuration. Exit 0 and print the effective configuration, "
-        "or exit 2 listing every problem by key path.",
+        description="Validate the configuration and its label templates, and what it needs from this "
+        "machine (MQTT password and TLS files, python-evdev for keyboard-wedge scanners; device files "
+        "that are not there now are noted, not failed). Exit 0 and print the effective configuration, "
+        "or exit 2 listing every problem by key path. Several configs: each is checked, one line each "
+        "instead of the effective configuration, exit 2 if any has a problem.",
     )
-    _config_arg(p)
+    p.add_argument(
+        "--config",
+        "-c",
+        type=Path,
+        nargs="+",
+        action="extend",
+        default=None,
+        metavar="PATH",
+        help=f"config file(s) (default: $GATEWAYD_CONFIG or {default_config_path()})",
+    )
+    p.add_argument(
+        "--offline",
+        action="store_true",
+        help="check only what does not depend on this machine (for CI on a config repository): skip "
+        "the password, TLS and device files and optional modules, naming each on stderr",
+    )
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser(
