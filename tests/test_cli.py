@@ -192,7 +192,7 @@ def test_check_the_shipped_example(tmp_path: Path) -> None:
 # -- --help -------------------------------------------------------------------------------------
 
 HELP = [
-    ((), ["run", "check", "decode", "devices", "demo", "print", "label", "outbox", "--version"]),
+    ((), ["run", "check", "decode", "devices", "demo", "print", "label", "outbox", "status", "--version"]),
     (("run",), ["--config", "--log-level"]),
     (("check",), ["--config", "--offline", "exit 2"]),
     (("decode",), ["--config", "--station", "--step", "RAW", "<GS>"]),
@@ -202,6 +202,7 @@ HELP = [
     (("label",), ["preview"]),
     (("label", "preview"), ["--config", "--template", "--set", "--dpi", "--zpl", "--output"]),
     (("outbox",), ["--config", "--json", "--replay", "--dump"]),
+    (("status",), ["--config", "--json", "3 not running"]),
 ]
 
 

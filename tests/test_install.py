@@ -51,8 +51,15 @@ run first
 echo '# edited on site' >>/etc/gatewayd/gatewayd.toml
 mkdir -p /etc/udev/rules.d    # udev installed since, still not running
 run second
-runuser -u gatewayd -- /opt/gatewayd/venv/bin/gatewayd check --config /etc/gatewayd/gatewayd.toml \
-  >"$SANDBOX/check.out" 2>&1 && echo 0 >"$SANDBOX/check.rc" || echo $? >"$SANDBOX/check.rc"
+as_gatewayd() {
+  set +e
+  runuser -u gatewayd -- /opt/gatewayd/venv/bin/gatewayd "$2" --config /etc/gatewayd/gatewayd.toml \
+    >"$SANDBOX/$1.out" 2>&1
+  echo $? >"$SANDBOX/$1.rc"
+  set -e
+}
+as_gatewayd check check
+as_gatewayd status status
 """
 
 
@@ -161,6 +168,10 @@ def test_install_says_how_to_run_without_systemd(installed: Sandbox) -> None:
     # The command it suggests works as that user: the venv and the config are readable.
     assert installed.rc("check") == 0, installed.out("check")
     assert "configuration is valid" in installed.out("check")
+    # And `status`, which the summary names, says it does not run yet.
+    assert "status:  sudo /opt/gatewayd/venv/bin/gatewayd status --config /etc/gatewayd/gatewayd.toml" in out
+    assert installed.rc("status") == 3, installed.out("status")
+    assert installed.out("status").startswith("gatewayd is not running: no status file at /var/lib/gatewayd/")
 
 
 def test_second_install_keeps_the_config_and_installs_rules_for_a_later_udev(installed: Sandbox) -> None:

@@ -1,4 +1,4 @@
-"""The ``gatewayd`` command: run, check, decode, devices, demo, print, label, outbox."""
+"""The ``gatewayd`` command: run, check, decode, devices, demo, print, label, outbox, status."""
 
 from __future__ import annotations
 
@@ -222,7 +222,13 @@ def _send_request(settings: Settings, command: str, body: dict[str, Any], timeou
     return 0 if answer.get("status") == "ok" else 1
 
 
-# -- demo, devices, print, label (implemented in their own modules) ------------------------
+# -- demo, devices, print, label, status (implemented in their own modules) ----------------
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from gatewayd.cli.status import cmd_status as run
+
+    return run(args)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -398,6 +404,19 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--replay", metavar="FROM[:TO]", help="ask the running gateway to re-publish this seq range")
     g.add_argument("--dump", metavar="FROM[:TO]", help="print retained events in this seq range as JSON lines")
     p.set_defaults(func=cmd_outbox)
+
+    p = sub.add_parser(
+        "status",
+        help="is the gateway on this machine working?",
+        description="Show whether the gateway daemon runs and since when, the broker it is connected to, "
+        "the outbox depth and oldest undelivered read, the last read per station, each scanner's and "
+        "printer's state, and active alarms. Read from the status file the daemon keeps in its state "
+        "directory: works with the broker down. Exit 0 running, 1 running but not responding, "
+        "3 not running, 4 unknown (the status file cannot be read).",
+    )
+    _config_arg(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_status)
     return parser
 
 
