@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import Coroutine, Mapping
@@ -35,6 +36,7 @@ from gatewayd.reads.scan_event import StepCommandRead, scan_event
 from gatewayd.reads.scanners import build_scanner
 from gatewayd.reads.stations import Stations
 from gatewayd.reads.vendor_ids import prefix_of
+from gatewayd.status_file import REFRESH_S, STATUS_FILE, ProcessId, write_status
 from gatewayd.systemd import Notifier
 from gatewayd_drivers.backoff import Backoff
 from gatewayd_drivers.base import DeviceState, RawRead, Scanner
@@ -48,6 +50,7 @@ log = logging.getLogger("gatewayd")
 
 STATUS_INTERVAL_S = 30.0
 PRUNE_INTERVAL_S = 600.0
+STATUS_FILE_GAP_S = 0.5  # a burst of reads becomes one status file write
 
 
 @dataclass
@@ -90,6 +93,10 @@ class Gateway:
         self.started_at = time.time()
         self.devices: dict[str, DeviceInfo] = {}
         self.alarms: dict[str, str] = {}
+        self.last_reads: dict[str, dict[str, Any]] = {}  # per station: the last captured read
+        self.process = ProcessId.of(os.getpid())
+        self._status_changed = asyncio.Event()
+        self._status_file_failed = False
         self._injected = dict(scanners or {})
         self._scanners: dict[str, Scanner] = {}  # the driver each scanner runs now, for health
         self._tasks: list[asyncio.Task[None]] = []
@@ -122,6 +129,8 @@ class Gateway:
             outbox = Outbox.open(state_dir / "outbox.sqlite3", s.outbox)
             stack.callback(self._close_outbox, outbox)
             self.outbox = outbox
+            # Unwound after the link has closed and before the outbox does: the last word.
+            stack.callback(self._write_status_file, "stopped")
             self.stations = Stations(s, load=outbox.get_meta, save=outbox.set_meta)
             self.counters.suppressed_by_station = self.stations.suppressed
             for sc in s.scanners:
@@ -153,6 +162,7 @@ class Gateway:
             for sc in s.scanners:
                 self._spawn(self._scanner_loop(sc), f"gatewayd[scanner {sc.id}].read")
             self._spawn(self._housekeeping(), "gatewayd[outbox].housekeeping")
+            self._spawn(self._status_file_loop(), "gatewayd[status].file")
             if self.notifier.watchdog_interval:
                 self._spawn(self._watchdog(self.notifier.watchdog_interval), "gatewayd[systemd].watchdog")
             log.info(
@@ -320,6 +330,13 @@ class Gateway:
             return
         self._set_alarm("outbox_error", None)
         self.counters.captured += 1
+        self.last_reads[station] = {
+            "at": rfc3339(read.at),
+            "seq": event.seq,
+            "scanner": sc.id,
+            "kind": result.scan.kind,
+        }
+        self.status_changed()
         assert self.publisher is not None
         self.publisher.captured(event)
 
@@ -331,6 +348,7 @@ class Gateway:
             return
         info = DeviceInfo(state.value, detail, time.time())
         self.devices[device] = info
+        self.status_changed()
         level = logging.INFO if state is DeviceState.CONNECTED else logging.WARNING
         log.log(level, "device %s: %s%s", device, state.value, f" ({detail})" if detail else "")
         self._publish_device(device)
@@ -349,6 +367,7 @@ class Gateway:
         )
 
     def _printer_state(self, printer: str, state: dict[str, Any]) -> None:
+        self.status_changed()
         station = next((p.station for p in self.settings.printers if p.id == printer), None)
         self.publish_retained(f"{self.root}/printers/{printer}/state", printer_payload(printer, state, station=station))
 
@@ -391,7 +410,7 @@ class Gateway:
         body["at"] = rfc3339(time.time())
         body["clock_synced"] = self.clock.synced()
         if self.stations is not None:
-            body["stations"] = {st.id: {"step": st.step, "since": rfc3339(st.since)} for st in self.stations.all()}
+            body["stations"] = {st.id: self._station_status(st.id, st.step, st.since) for st in self.stations.all()}
         body["scanners"] = {
             sc.id: self.devices[sc.id].state if sc.id in self.devices else "unknown" for sc in s.scanners
         }
@@ -412,8 +431,44 @@ class Gateway:
         body["alarms"] = [{"alarm": k, "detail": v} for k, v in sorted(self.alarms.items())]
         return body
 
+    def _station_status(self, station: str, step: str, since: float) -> dict[str, Any]:
+        status: dict[str, Any] = {"step": step, "since": rfc3339(since)}
+        if station in self.last_reads:
+            status["last_read"] = self.last_reads[station]
+        return status
+
     def publish_status(self) -> None:
+        self.status_changed()
         self.publish_retained(f"{self.root}/status", self.status_payload("online"))
+
+    def status_changed(self) -> None:
+        """Something ``gatewayd status`` shows changed: write the status file soon."""
+        self._status_changed.set()
+
+    async def _status_file_loop(self) -> None:
+        while True:
+            self._write_status_file("running")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._status_changed.wait(), REFRESH_S)
+            await asyncio.sleep(STATUS_FILE_GAP_S)
+            self._status_changed.clear()
+
+    def _write_status_file(self, state: str) -> None:
+        """``state_dir/status.json`` for ``gatewayd status``: the health answer, this
+        process, how often it is rewritten. A failure is logged once and never stops the
+        gateway: the file is for people, the outbox is what matters."""
+        path = self.settings.gateway.state_dir / STATUS_FILE
+        body = self.health(state=state)
+        body["process"] = self.process.to_dict() if self.process else {"pid": os.getpid()}
+        body["refresh_s"] = REFRESH_S
+        try:
+            write_status(path, body)
+        except OSError as exc:
+            if not self._status_file_failed:
+                log.warning("cannot write %s (%s): gatewayd status will not see this gateway", path, exc)
+            self._status_file_failed = True
+            return
+        self._status_file_failed = False
 
     def _status_line(self) -> str:
         assert self.outbox is not None
@@ -461,7 +516,12 @@ class Gateway:
 
     def _request_health(self, body: dict[str, Any]) -> dict[str, Any]:
         check_fields(body, set())
-        status = self.status_payload("online")
+        return self.health()
+
+    def health(self, *, state: str = "online") -> dict[str, Any]:
+        """The status plus counters, the broker link, and each device's and printer's state
+        with its detail and since: the ``health`` answer and the status file."""
+        status = self.status_payload(state)
         c = self.counters
         status["counters"] = {
             "reads": dict(c.reads),
@@ -486,7 +546,12 @@ class Gateway:
         # Keyboard wedges count the keys that typed nothing outside a read (never published).
         ignored = {sid: getattr(sc, "ignored_keys", None) for sid, sc in sorted(self._scanners.items())}
         status["counters"]["ignored_keys"] = {sid: n for sid, n in ignored.items() if isinstance(n, int)}
-        status["devices"] = {d: {"state": i.state, "detail": i.detail} for d, i in sorted(self.devices.items())}
+        status["devices"] = {
+            d: {"state": i.state, "detail": i.detail, "since": rfc3339(i.since)}
+            for d, i in sorted(self.devices.items())
+        }
+        if self.printing is not None:
+            status["printer_states"] = self.printing.printer_states()
         return status
 
     def _request_rebirth(self, body: dict[str, Any]) -> dict[str, Any]:

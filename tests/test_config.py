@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from gatewayd.cli.main import to_toml
+from gatewayd.cli.check import to_toml
 from gatewayd.config import (
     BrokerUrl,
     DecodeSettings,

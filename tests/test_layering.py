@@ -37,6 +37,7 @@ LEAVES = {
     "gatewayd.gs1",
     "gatewayd.logging_setup",
     "gatewayd.payloads",
+    "gatewayd.status_file",
     "gatewayd.systemd",
 }
 PARTS = {"gatewayd.config", "gatewayd.reads", "gatewayd.delivery", "gatewayd.printing"}

@@ -29,6 +29,27 @@ def test_seq_survives_reopen_and_pruning_of_every_row(tmp_path: Path) -> None:
         assert box.capture(topic="t", build=payload).seq == 6
 
 
+def test_retained_is_kept_in_memory_and_matches_the_table(tmp_path: Path) -> None:
+    # stats() no longer counts the table; what it keeps must agree with a count.
+    path = tmp_path / "outbox.sqlite3"
+
+    def counted(box: Outbox) -> int:
+        return int(box.db.execute("SELECT count(*) FROM events").fetchone()[0])
+
+    with Outbox.open(path, OutboxSettings(retention_hours=1)) as box:
+        for _ in range(6):
+            box.capture(topic="t", build=payload)
+        box.mark_delivered([1, 2, 3, 4])
+        assert box.stats().retained == counted(box) == 6
+        assert box.prune(now=time.time() + 3601) == 4
+        st = box.stats()
+        assert (st.retained, st.first_retained_seq) == (counted(box), 5) == (2, 5)
+    with Outbox.open(path, OutboxSettings()) as box:
+        assert box.stats().retained == 2
+        box.capture(topic="t", build=payload)
+        assert box.stats().retained == counted(box) == 3
+
+
 def test_a_failed_capture_leaves_no_gap(tmp_path: Path) -> None:
     with Outbox.open(tmp_path / "o.sqlite3", OutboxSettings()) as box:
         box.capture(topic="t", build=payload)

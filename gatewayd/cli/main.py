@@ -1,10 +1,11 @@
-"""The ``gatewayd`` command: run, check, decode, capture, devices, demo, print, label, outbox."""
+"""The ``gatewayd`` command: run, check, decode, capture, devices, demo, print, label, outbox, status."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+import os
 import signal
 import sys
 import time
@@ -21,6 +22,7 @@ from gatewayd.logging_setup import setup_logging
 __all__ = ["main"]
 
 EXIT_CONFIG = 2
+EXIT_PIPE_CLOSED = 141  # 128 + SIGPIPE: the status of a tool whose reader went away
 
 
 def _config_arg(parser: argparse.ArgumentParser, help: str | None = None) -> None:
@@ -39,10 +41,9 @@ def _load(args: argparse.Namespace) -> Settings:
 
 
 def _print_problems(exc: ConfigError, path: Path | None) -> None:
-    where = f" in {path}" if path else ""
-    print(f"gatewayd: {len(exc.problems)} problem(s){where}:", file=sys.stderr)
-    for problem in exc.problems:
-        print(f"  {problem}", file=sys.stderr)
+    from gatewayd.cli.check import print_problems
+
+    print_problems(exc.problems, path)
 
 
 # -- run ---------------------------------------------------------------------------------
@@ -68,70 +69,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    path = args.config or default_config_path()
-    settings = load(path)
-    from gatewayd.delivery.mqtt_link import check_credentials
+    from gatewayd.cli.check import cmd_check as run
 
-    problems = check_credentials(settings.mqtt) + _missing_modules(settings)
-    if problems:
-        raise ConfigError(problems)
-    print(f"# {path}: configuration is valid. Effective configuration:")
-    print(to_toml(settings.to_dict()))
-    return 0
-
-
-def _missing_modules(settings: Settings) -> list[str]:
-    """Drivers the config names whose optional module this machine lacks."""
-    problems = []
-    for i, sc in enumerate(settings.scanners):
-        if sc.driver == "evdev":
-            try:
-                import evdev  # noqa: F401
-            except ImportError:
-                from gatewayd_drivers.evdev_scanner import EVDEV_MISSING
-
-                problems.append(f"scanners[{i}].driver: {EVDEV_MISSING}")
-    return problems
-
-
-def to_toml(data: dict[str, Any]) -> str:
-    """A small TOML writer for the effective config (tables, arrays of tables, scalars)."""
-    lines: list[str] = []
-
-    def scalar(v: Any) -> str:
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, int | float):
-            return repr(v)
-        if isinstance(v, str):
-            return json.dumps(v)
-        if isinstance(v, list):
-            return "[" + ", ".join(scalar(x) for x in v) + "]"
-        if isinstance(v, dict):
-            return "{ " + ", ".join(f"{k} = {scalar(x)}" for k, x in v.items()) + " }"
-        return json.dumps(str(v))
-
-    def table(prefix: str, d: dict[str, Any], header: str) -> None:
-        simple = {k: v for k, v in d.items() if not isinstance(v, dict) and not _is_table_array(v)}
-        if header:
-            lines.append("")
-            lines.append(header)
-        for k, v in simple.items():
-            lines.append(f"{k} = {scalar(v)}")
-        for k, v in d.items():
-            if isinstance(v, dict):
-                table(f"{prefix}{k}.", v, f"[{prefix}{k}]")
-            elif _is_table_array(v):
-                for item in v:
-                    table(f"{prefix}{k}.", item, f"[[{prefix}{k}]]")
-
-    data = {k: v for k, v in data.items() if k != "source"}
-    table("", data, "")
-    return "\n".join(lines).strip() + "\n"
-
-
-def _is_table_array(v: Any) -> bool:
-    return isinstance(v, list) and bool(v) and all(isinstance(x, dict) for x in v)
+    return run(args)
 
 
 # -- decode ------------------------------------------------------------------------------
@@ -298,7 +238,13 @@ def _send_request(settings: Settings, command: str, body: dict[str, Any], timeou
     return 0 if answer.get("status") == "ok" else 1
 
 
-# -- demo, devices, print, label (implemented in their own modules) ------------------------
+# -- demo, devices, print, label, status (implemented in their own modules) ----------------
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from gatewayd.cli.status import cmd_status as run
+
+    return run(args)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -351,10 +297,28 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "check",
         help="validate the config and print the effective config",
-        description="Validate the configuration. Exit 0 and print the effective configuration, "
-        "or exit 2 listing every problem by key path.",
+        description="Validate the configuration and its label templates, and what it needs from this "
+        "machine (MQTT password and TLS files, python-evdev for keyboard-wedge scanners; device files "
+        "that are not there now are noted, not failed). Exit 0 and print the effective configuration, "
+        "or exit 2 listing every problem by key path. Several configs: each is checked, one line each "
+        "instead of the effective configuration, exit 2 if any has a problem.",
     )
-    _config_arg(p)
+    p.add_argument(
+        "--config",
+        "-c",
+        type=Path,
+        nargs="+",
+        action="extend",
+        default=None,
+        metavar="PATH",
+        help=f"config file(s) (default: $GATEWAYD_CONFIG or {default_config_path()})",
+    )
+    p.add_argument(
+        "--offline",
+        action="store_true",
+        help="check only what does not depend on this machine (for CI on a config repository): skip "
+        "the password, TLS and device files and optional modules, naming each on stderr",
+    )
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser(
@@ -495,10 +459,42 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--replay", metavar="FROM[:TO]", help="ask the running gateway to re-publish this seq range")
     g.add_argument("--dump", metavar="FROM[:TO]", help="print retained events in this seq range as JSON lines")
     p.set_defaults(func=cmd_outbox)
+
+    p = sub.add_parser(
+        "status",
+        help="is the gateway on this machine working?",
+        description="Show whether the gateway daemon runs and since when, the broker it is connected to, "
+        "the outbox depth and oldest undelivered read, the last read per station, each scanner's and "
+        "printer's state, and active alarms. Read from the status file the daemon keeps in its state "
+        "directory: works with the broker down. Exit 0 running, 1 running but not responding, "
+        "3 not running, 4 unknown (the status file cannot be read).",
+    )
+    _config_arg(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_status)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one verb. A closed output pipe (``gatewayd check | head``) ends it quietly with
+    :data:`EXIT_PIPE_CLOSED`, as a shell reports ``git log | head`` or ``cat | head``."""
+    try:
+        try:
+            return _run_verb(argv)
+        finally:
+            # Flush here, where a closed pipe can still be caught, not at interpreter exit
+            # (which would print "Exception ignored ... BrokenPipeError"). This also covers
+            # --help, whose SystemExit passes through.
+            sys.stdout.flush()
+    except BrokenPipeError:
+        # What is still buffered goes nowhere instead of failing again at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_PIPE_CLOSED
+
+
+def _run_verb(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

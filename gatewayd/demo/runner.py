@@ -18,6 +18,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,8 @@ class WmsView:
         self.lock = threading.Lock()
         self.ready = threading.Event()
         self.offline = threading.Event()  # the gateway's goodbye reached the view
+        self.out_closed = threading.Event()  # the view's output pipe was closed
+        self.on_out_closed: Callable[[], object] = lambda: None
         self.client = paho.Client(
             CallbackAPIVersion.VERSION2,
             client_id=f"gatewayd-demo-wms-{port}",
@@ -87,7 +90,14 @@ class WmsView:
 
     def say(self, tag: str, text: str) -> None:
         with self.lock:
-            print(f"{time.strftime('%H:%M:%S')}  {tag:<8} {text}", file=self.out, flush=True)
+            if self.out_closed.is_set():
+                return
+            try:
+                print(f"{time.strftime('%H:%M:%S')}  {tag:<8} {text}", file=self.out, flush=True)
+            except BrokenPipeError:
+                # Nobody reads the view any more (`gatewayd demo | head`): end the demo.
+                self.out_closed.set()
+                self.on_out_closed()
 
     def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
         try:
@@ -192,6 +202,7 @@ async def _demo(args: argparse.Namespace, out: Path, broker: LocalBroker) -> int
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, stop.set)
+            view.on_out_closed = lambda: loop.call_soon_threadsafe(stop.set)
             runner = asyncio.create_task(gw.run(stop), name="gatewayd[demo].gateway")
             await _until(lambda: view.ready.is_set() and gw.link is not None and gw.link.subscribed, runner)
             view.request(
