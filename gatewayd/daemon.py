@@ -181,8 +181,8 @@ class Gateway:
             log.info("stopping: closing scanners")
             self.notifier.stopping()
             await self._stop_tasks()
-            if self.printing is not None:
-                await self.printing.stop()
+            # The print path stops as the stack unwinds, after the link has closed, so no
+            # request reaches it once it has stopped.
             publisher.wake()
             await self._settle(publisher, timeout=2.0)
         log.info("stopped")

@@ -278,7 +278,8 @@ class PrintService:
     # -- requests --------------------------------------------------------------------
 
     async def handle(self, body: dict[str, Any]) -> dict[str, Any]:
-        assert self.jobs is not None and self.lots is not None
+        if self.jobs is None or self.lots is None:
+            raise PayloadError("the print path is not running (the gateway is starting or stopping): send it again")
         req = parse_print_request(body, self.settings, self.library)
         async with self._lock:  # one request at a time: a repeat never reserves lot ids
             existing = await self.jobs.status(req.job_id)
@@ -306,7 +307,8 @@ class PrintService:
         return self._answer(status, duplicate=result.duplicate)
 
     async def handle_status(self, body: dict[str, Any]) -> dict[str, Any]:
-        assert self.jobs is not None
+        if self.jobs is None:
+            raise PayloadError("the print path is not running (the gateway is starting or stopping): send it again")
         job_id = body.get("job_id")
         if not isinstance(job_id, str):
             raise PayloadError(f"job_id: expected a string, got {job_id!r}")
