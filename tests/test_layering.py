@@ -47,9 +47,12 @@ LAYERS: dict[str, set[str]] = {
     "gatewayd.reads": LEAVES | {"gatewayd.config"},
     "gatewayd.delivery": LEAVES | {"gatewayd.config"},
     "gatewayd.printing": LEAVES | {"gatewayd.config"},
-    "gatewayd.daemon": LEAVES | PARTS,
-    "gatewayd.demo": LEAVES | PARTS | {"gatewayd.daemon"},
-    "gatewayd.cli": LEAVES | PARTS | {"gatewayd.daemon", "gatewayd.demo"},
+    "gatewayd.feedback": LEAVES | {"gatewayd.config"},
+    # The HTTP surface shows the feedback boards; it gets the rest from the daemon as callables.
+    "gatewayd.http": LEAVES | {"gatewayd.config", "gatewayd.feedback"},
+    "gatewayd.daemon": LEAVES | PARTS | {"gatewayd.feedback", "gatewayd.http"},
+    "gatewayd.demo": LEAVES | PARTS | {"gatewayd.feedback", "gatewayd.http", "gatewayd.daemon"},
+    "gatewayd.cli": LEAVES | PARTS | {"gatewayd.feedback", "gatewayd.http", "gatewayd.daemon", "gatewayd.demo"},
     "gatewayd.__main__": {"gatewayd.cli"},
 }
 
