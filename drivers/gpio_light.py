@@ -13,7 +13,6 @@ reported ``disconnected`` with the reason and retried with backoff.
 from __future__ import annotations
 
 import asyncio
-import errno
 from typing import Any
 
 from gatewayd_drivers.backoff import Backoff
@@ -59,7 +58,8 @@ class GpioLight(BackgroundIndicator):
             from gpiozero import DigitalOutputDevice
             from gpiozero.exc import GPIOZeroError
         except ImportError as exc:
-            raise OSError(errno.ENOPKG, "gpiozero is not installed (pip install 'gatewayd[gpio]')") from exc
+            # No errno: the reason is the message (describe_os_error would print only ENOPKG's words).
+            raise OSError("gpiozero is not installed (pip install 'gatewayd[gpio]')") from exc
         outputs: dict[str, Any] = {}
         try:
             for name, pin in self.pins.items():
@@ -69,7 +69,7 @@ class GpioLight(BackgroundIndicator):
         except (GPIOZeroError, OSError, RuntimeError) as exc:
             for out in outputs.values():
                 out.close()
-            raise OSError(errno.EBUSY, f"cannot claim GPIO lines {self.pins}: {exc}") from exc
+            raise OSError(f"cannot claim GPIO lines {self.pins}: {exc}") from exc
         self._outputs = outputs
 
     async def _close(self) -> None:
@@ -92,5 +92,9 @@ class GpioLight(BackgroundIndicator):
 
     async def _set_buzzer(self, on: bool) -> None:
         out = self._outputs.get("buzzer")
-        if out is not None:
-            out.on() if on else out.off()
+        if out is None:
+            return
+        if on:
+            out.on()
+        else:
+            out.off()
