@@ -227,3 +227,17 @@ async def test_the_server_serves_nothing_but_its_own_pages(running: Running) -> 
     assert status == 200 and "<!doctype html>" in body
     assert "http://" not in body.replace("http://www.w3.org/2000/svg", "")  # nothing from the internet
     assert "https://" not in body
+
+
+async def test_the_grafana_dashboard_uses_only_metrics_the_gateway_exports(running: Running) -> None:
+    import re
+
+    await running.scan(LOT)
+    _, text = await running.aget("/metrics")
+    exported = set(re.findall(r"(?m)^(gatewayd_[a-z_]+)", text))
+    # Families without samples here (no printer in this config) are still declared.
+    for name, kind in re.findall(r"(?m)^# TYPE (gatewayd_[a-z_]+) (\w+)", text):
+        exported |= {name, f"{name}_total"} if kind == "counter" else {name}
+    dashboard = json.loads((Path(__file__).resolve().parent.parent / "config" / "grafana-dashboard.json").read_text())
+    used = {m for p in dashboard["panels"] for t in p["targets"] for m in re.findall(r"gatewayd_[a-z_]+", t["expr"])}
+    assert used and used <= exported, used - exported
