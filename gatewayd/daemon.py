@@ -178,6 +178,7 @@ class Gateway:
                     station_info=self._station_info,
                     on_state=self.device_state,
                     indicators=self._injected_indicators,
+                    scanner_link=self._scanners.get,  # a scanner indicator sends host commands on it
                 )
             )
             if s.http is not None:

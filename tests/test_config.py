@@ -32,6 +32,7 @@ from gatewayd.config import (
     OutboxSettings,
     PrinterSettings,
     ReplayScannerSettings,
+    ScannerIndicatorSettings,
     ScannerSettings,
     SerialScannerSettings,
     Settings,
@@ -893,7 +894,8 @@ def test_example_config_documents_every_setting() -> None:
         missing += [f"{header} {f.name}" for f in dataclasses.fields(cls) if f.name not in keys.get(header, set())]
     missing += [
         f"[[indicators]] {f.name}"
-        for f in dataclasses.fields(TowerSerialIndicatorSettings)
+        for cls in (TowerSerialIndicatorSettings, ScannerIndicatorSettings)
+        for f in dataclasses.fields(cls)
         if f.name not in keys.get("[[indicators]]", set())
     ]
     if "listen" not in keys.get("[http]", set()):
@@ -924,7 +926,7 @@ def test_example_driver_blocks_cover_every_driver() -> None:
     text = uncommented_example()
     drivers = re.findall(r'(?m)^driver = "([a-z-]+)"', text)
     assert sorted(set(drivers)) == sorted(
-        {"serial", "tcp", "evdev", "hidpos", "replay", "zpl", "escpos", "tower-serial", "gpio"}
+        {"serial", "tcp", "evdev", "hidpos", "replay", "zpl", "escpos", "tower-serial", "gpio", "scanner"}
     )
 
 
@@ -970,7 +972,7 @@ def test_no_http_table_means_no_server_and_an_empty_one_listens_on_loopback() ->
         ),
         (
             {"indicators": [{"id": "l", "station": "dock-03", "driver": "patlite", "port": "/dev/x"}]},
-            "indicators[0].driver: expected one of 'tower-serial', 'gpio', got 'patlite'",
+            "indicators[0].driver: expected one of 'tower-serial', 'gpio', 'scanner', got 'patlite'",
         ),
         (
             {"indicators": [{"id": "l", "station": "dock-03", "driver": "gpio"}]},
@@ -983,6 +985,29 @@ def test_no_http_table_means_no_server_and_an_empty_one_listens_on_loopback() ->
         (
             {"indicators": [{"id": "l", "station": "dock-03", "driver": "tower-serial"}]},
             "indicators[0].port",
+        ),
+        (
+            {"indicators": [{"id": "b", "station": "dock-03", "driver": "scanner", "scanner": "nope"}]},
+            "indicators[0].scanner: no scanner 'nope' in [[scanners]] (known: none defined)",
+        ),
+        (
+            {
+                "stations": [{"id": "dock-03", "step": "receiving"}, {"id": "dock-04", "step": "receiving"}],
+                "scanners": [{"id": "s4", "station": "dock-04", "driver": "tcp", "mode": "server", "port": 1}],
+                "indicators": [{"id": "b", "station": "dock-03", "driver": "scanner", "scanner": "s4"}],
+            },
+            "indicators[0].scanner: scanner 's4' serves station 'dock-04', not 'dock-03'",
+        ),
+        (
+            {
+                "scanners": [{"id": "r", "station": "dock-03", "driver": "replay", "path": "x.replay"}],
+                "indicators": [{"id": "b", "station": "dock-03", "driver": "scanner", "scanner": "r"}],
+            },
+            "scanner 'r' is a 'replay' scanner; host commands need a 'serial' or 'tcp' one",
+        ),
+        (
+            {"indicators": [{"id": "b", "station": "dock-03", "driver": "scanner", "scanner": "s", "protocol": "x"}]},
+            "indicators[0].protocol: expected one of 'zebra-ssi', got 'x'",
         ),
         ({"feedback": {"accept_ms": -5}}, "feedback.accept_ms: expected a value from 0 to 3.6e+06, got -5"),
         (

@@ -52,6 +52,8 @@ from gatewayd.config.settings import (
     PrinterSettings,
     ReplayPace,
     ReplayScannerSettings,
+    ScannerIndicatorSettings,
+    ScannerProtocol,
     ScannerSettings,
     SerialScannerSettings,
     Settings,
@@ -96,7 +98,7 @@ def parse(data: Mapping[str, Any], *, source: Path | None = None) -> Settings:
     stations, station_ids = _parse_stations(root, problems)
     scanners = _parse_scanners(root, problems, station_ids)
     printers = _parse_printers(root, problems, station_ids)
-    indicators = _parse_indicators(root, problems, station_ids)
+    indicators = _parse_indicators(root, problems, station_ids, scanners)
     feedback = _parse_feedback(root, problems)
     http = _parse_http(root, problems)
     _check_unique_ids(data, problems)
@@ -717,13 +719,41 @@ def _gpio_keys(t: Table) -> dict[str, Any]:
     return kw | {"active_high": _key(t, GpioIndicatorSettings, "active_high", bool)}
 
 
+def _scanner_indicator_keys(t: Table) -> dict[str, Any]:
+    return {
+        "scanner": _key(t, ScannerIndicatorSettings, "scanner", str, check=_identifier),
+        "protocol": _key(t, ScannerIndicatorSettings, "protocol", str, check=_choice(ScannerProtocol)),
+    }
+
+
 _INDICATOR_KEYS: dict[type[IndicatorSettings], Callable[[Table], dict[str, Any]]] = {
     TowerSerialIndicatorSettings: _tower_keys,
     GpioIndicatorSettings: _gpio_keys,
+    ScannerIndicatorSettings: _scanner_indicator_keys,
 }
 
 
-def _parse_indicators(root: Table, problems: Problems, stations: set[str]) -> list[IndicatorSettings]:
+def _check_scanner_ref(t: Table, kw: dict[str, Any], station: str | None, scanners: list[ScannerSettings]) -> None:
+    """A scanner indicator names a serial or TCP scanner of its own station."""
+    sid = kw.get("scanner")
+    if sid is None:
+        return
+    found = next((s for s in scanners if s.id == sid), None)
+    if found is None:
+        known = ", ".join(s.id for s in scanners) or "none defined"
+        t.problems.add(t.key("scanner"), f"no scanner {sid!r} in [[scanners]] (known: {known})")
+    elif found.driver not in ("serial", "tcp"):
+        t.problems.add(
+            t.key("scanner"),
+            f"scanner {sid!r} is a {found.driver!r} scanner; host commands need a 'serial' or 'tcp' one",
+        )
+    elif station is not None and found.station != station:
+        t.problems.add(t.key("scanner"), f"scanner {sid!r} serves station {found.station!r}, not {station!r}")
+
+
+def _parse_indicators(
+    root: Table, problems: Problems, stations: set[str], scanners: list[ScannerSettings]
+) -> list[IndicatorSettings]:
     out: list[IndicatorSettings] = []
     owners: dict[str, list[str]] = {}
     for name, kind in INDICATOR_SETTINGS.items():
@@ -736,6 +766,7 @@ def _parse_indicators(root: Table, problems: Problems, stations: set[str]) -> li
         driver = t.get("driver", str, check=_one_of(*INDICATOR_DRIVERS))
         icls = INDICATOR_SETTINGS[driver] if driver is not None else None
         kw = _INDICATOR_KEYS[icls](t) if icls is not None else {}
+        _check_scanner_ref(t, kw, station, scanners)
         hints = {
             key: f"{key} is a key of driver {' or '.join(map(repr, ds))}" + (f", not {driver!r}" if driver else "")
             for key, ds in owners.items()

@@ -40,6 +40,7 @@ __all__ = [
     "OutboxSettings",
     "PrinterSettings",
     "ReplayScannerSettings",
+    "ScannerIndicatorSettings",
     "ScannerSettings",
     "SerialScannerSettings",
     "Settings",
@@ -68,6 +69,7 @@ TcpMode = Literal["client", "server"]
 # Honeywell Code ID, a Zebra (Symbol) code type, or nothing (gatewayd.reads.vendor_ids).
 VendorPrefix = Literal["aim", "honeywell", "zebra", "none"]
 ReplayPace = Literal["recorded", "fast"]  # a capture file replayed at its recorded times, or at once
+ScannerProtocol = Literal["zebra-ssi"]  # host commands a scanner indicator speaks
 BAUDRATES = (1200, 2400, 4800, 9600, 14400, 19200, 38400, 57600, 115200, 230400)
 STOPBITS: tuple[float, ...] = (1, 1.5, 2)  # a Literal cannot hold 1.5
 SERVER_HOST = "0.0.0.0"  # noqa: S104  # a server-mode TCP scanner listens on every address by default
@@ -276,7 +278,16 @@ class GpioIndicatorSettings(_IndicatorBase):
     active_high: bool = True
 
 
-IndicatorSettings: TypeAlias = TowerSerialIndicatorSettings | GpioIndicatorSettings
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScannerIndicatorSettings(_IndicatorBase):
+    """The station's own scanner: beeper and LEDs by host commands on its serial or TCP link."""
+
+    driver: ClassVar[Literal["scanner"]] = "scanner"
+    scanner: str  # the id of a serial or tcp scanner of the same station
+    protocol: ScannerProtocol = "zebra-ssi"
+
+
+IndicatorSettings: TypeAlias = TowerSerialIndicatorSettings | GpioIndicatorSettings | ScannerIndicatorSettings
 INDICATOR_SETTINGS: dict[str, type[IndicatorSettings]] = {cls.driver: cls for cls in get_args(IndicatorSettings)}
 INDICATOR_DRIVERS: tuple[str, ...] = tuple(INDICATOR_SETTINGS)
 

@@ -53,6 +53,7 @@ class Feedback:
         station_info: Callable[[str], dict[str, Any]] = lambda station: {},
         on_state: StateListener = ignore_state,
         indicators: Mapping[str, BackgroundIndicator] | None = None,
+        scanner_link: Callable[[str], object] = lambda scanner: None,
     ) -> None:
         self.settings = settings
         self.station_info = station_info
@@ -60,6 +61,7 @@ class Feedback:
         self.boards = {s.id: Board(s.id) for s in settings.stations}
         self.verdicts: dict[tuple[str, str], int] = {}  # (station, verdict) -> count, for /metrics
         self._injected = dict(indicators or {})
+        self._scanner_link = scanner_link
         self.indicators: dict[str, list[BackgroundIndicator]] = {s.id: [] for s in settings.stations}
         self._stack = contextlib.AsyncExitStack()
         self._buzz_s = settings.feedback.buzz_ms / 1000
@@ -68,7 +70,9 @@ class Feedback:
     async def __aenter__(self) -> Self:
         async with contextlib.AsyncExitStack() as stack:
             for s in self.settings.indicators:
-                ind = self._injected.get(s.id) or build_indicator(s, on_state=self.on_state)
+                ind = self._injected.get(s.id) or build_indicator(
+                    s, on_state=self.on_state, scanner_link=self._scanner_link
+                )
                 await stack.enter_async_context(ind)
                 self.indicators[s.station].append(ind)
             self._stack = stack.pop_all()
