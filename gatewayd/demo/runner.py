@@ -80,7 +80,8 @@ class WmsView:
         self.root = root
         self.out = out
         self.scans = 0
-        self.verdicts = 0
+        self.verdicts = 0  # verdicts sent for reads
+        self.answered = 0  # responses to them
         self.done_jobs: set[str] = set()
         self.lock = threading.Lock()
         self.ready = threading.Event()
@@ -161,6 +162,8 @@ class WmsView:
             if p["state"] == "offline":
                 self.offline.set()
         elif topic.startswith("response/"):
+            if topic == "response/feedback":
+                self.answered += 1
             detail = p.get("error") or json.dumps(p.get("data"))[:160]
             self.say("response", f"{topic[9:]} {p['status']}: {detail}")
 
@@ -283,6 +286,7 @@ async def _demo(args: argparse.Namespace, out: Path, broker: LocalBroker) -> int
                         and gw.outbox.depth == 0
                         and {"DEMO-LOT-1", "DEMO-BATCH-1"} <= view.done_jobs
                         and view.scans >= gw.counters.captured
+                        and view.answered >= view.verdicts  # the gateway took every verdict
                     )
 
                 waiter = asyncio.create_task(_until(finished, runner))
