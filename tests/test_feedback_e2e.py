@@ -241,3 +241,82 @@ async def test_the_grafana_dashboard_uses_only_metrics_the_gateway_exports(runni
     dashboard = json.loads((Path(__file__).resolve().parent.parent / "config" / "grafana-dashboard.json").read_text())
     used = {m for p in dashboard["panels"] for t in p["targets"] for m in re.findall(r"gatewayd_[a-z_]+", t["expr"])}
     assert used and used <= exported, used - exported
+
+
+class EventStream:
+    """A station page's server-sent events, read raw over a socket."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, port: int, station: str = "dock-03") -> EventStream:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(f"GET /stations/{station}/events HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+        await writer.drain()
+        head = await reader.readuntil(b"\r\n\r\n")
+        assert b" 200 " in head.split(b"\r\n")[0] and b"text/event-stream" in head, head
+        return cls(reader, writer)
+
+    async def next(self, kind: str) -> tuple[int | None, dict[str, Any]]:
+        """The next event of ``kind`` (others are skipped): its id and data."""
+        async with asyncio.timeout(10):
+            while True:
+                block = await self._block()
+                fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+                if fields.get("event") == kind:
+                    return (int(fields["id"]) if "id" in fields else None), json.loads(fields["data"])
+
+    async def _block(self) -> str:
+        # Chunked transfer: read until a blank line ends one event, dropping chunk sizes.
+        text = ""
+        while "\n\n" not in text:
+            line = (await self.reader.readline()).decode()
+            if not line:
+                raise EOFError("stream closed")
+            if line.strip() and all(c in "0123456789abcdef" for c in line.strip()):
+                continue
+            text += line.replace("\r\n", "")
+        return text
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+async def test_the_event_stream_starts_with_a_snapshot_then_sends_each_change_in_order(running: Running) -> None:
+    stream = await EventStream.open(running.gw.http_port or 0)
+    try:
+        rev, snap = await stream.next("snapshot")
+        assert snap["station"] == "dock-03" and snap["verdict"]["verdict"] == "idle"
+        kinds = {d["id"]: d["kind"] for d in snap["devices"]}
+        assert kinds == {"dock-03-left": "scanner", "dock-03-light": "indicator"}
+        await running.scan(LOT)
+        read_rev, read = await stream.next("read")
+        assert read["lot"] == "LOT-A" and read["verdict"] == "sent"
+        await running.request({"station": "dock-03", "verdict": "warn", "message": "count the cartons"})
+        verdict_rev, verdict = await stream.next("verdict")
+        while verdict["verdict"] != "warn":
+            verdict_rev, verdict = await stream.next("verdict")
+        assert verdict["message"] == "count the cartons"
+        assert rev is not None and read_rev is not None and verdict_rev is not None
+        assert rev < read_rev < verdict_rev
+        await running.sub.apublish(f"{ROOT}/request/station/step", {"station": "dock-03", "step": "dispatch"})
+        _, step = await stream.next("step")
+        assert step["step"] == "dispatch"
+    finally:
+        stream.close()
+
+
+async def test_the_event_stream_of_an_unknown_station_is_404_and_head_holds_nothing_open(running: Running) -> None:
+    assert (await running.aget("/stations/nope/events"))[0] == 404
+    assert (await running.aget("/stations/nope/state.json"))[0] == 404
+
+    def head() -> tuple[int, str]:
+        url = f"http://127.0.0.1:{running.gw.http_port}/stations/dock-03/events"
+        with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=5) as r:
+            return int(r.status), r.headers["Content-Type"]
+
+    status, kind = await asyncio.to_thread(head)
+    assert status == 200 and kind.startswith("text/event-stream")
+    assert running.gw.feedback is not None
+    assert running.gw.feedback.boards["dock-03"]._subscribers == set()

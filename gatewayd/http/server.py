@@ -164,6 +164,9 @@ def build_app(view: GatewayView, *, closing: asyncio.Event) -> Any:
         station = station_of(request)
         if station is None:
             return not_found("station")
+        if request.method == "HEAD":
+            # Headers only: a HEAD must not hold a subscription open for no one.
+            return Response(media_type="text/event-stream", headers={"Cache-Control": "no-store"})
         sub = feedback.subscribe(station)
 
         async def stream() -> AsyncIterator[bytes]:
