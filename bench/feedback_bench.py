@@ -111,6 +111,42 @@ class Page:
             return self.verdicts[count - 1]
 
 
+def in_process(requests: int, warmup: int) -> list[float]:
+    """The gateway's own share: ``Feedback.handle`` → the lamp byte on a pty, no MQTT, no
+    other process, in one event loop (ms)."""
+    import asyncio
+
+    from gatewayd.config import parse
+    from gatewayd.feedback.service import Feedback
+
+    async def run() -> list[float]:
+        work = Path(tempfile.mkdtemp(prefix="gatewayd-feedback-inproc-"))
+        light = Light(work)
+        settings = parse({
+            "gateway": {"id": "bench"},
+            "stations": [{"id": "dock-03", "step": "receiving"}],
+            "indicators": [{"id": "light", "station": "dock-03", "driver": "tower-serial", "port": str(light.path)}],
+            "feedback": {"buzz_ms": 0, "accept_ms": 60000},
+        })  # fmt: skip
+        out: list[float] = []
+        async with Feedback(settings) as fb:
+            ind = fb.indicators["dock-03"][0]
+            while not ind.connected:
+                await asyncio.sleep(0.01)
+            for i in range(warmup + requests):
+                verdict, byte = ("reject", RED_ON) if i % 2 == 0 else ("accept", GREEN_ON)
+                n = len(light.on[byte]) + 1
+                sent = time.perf_counter_ns()
+                fb.handle({"station": "dock-03", "verdict": verdict})
+                while len(light.on[byte]) < n:
+                    await asyncio.sleep(0)
+                if i >= warmup:
+                    out.append((light.on[byte][n - 1] - sent) / 1e6)
+        return out
+
+    return asyncio.run(run())
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -194,6 +230,7 @@ listen = "127.0.0.1:{http_port}"
             stop(proc)
     light_ms.sort()
     page_ms.sort()
+    own_ms = sorted(in_process(args.requests, args.warmup))
 
     def row(name: str, values: list[float], target: float) -> str:
         p99 = percentile(values, 99)
@@ -207,8 +244,10 @@ Reproduce from the repository root: `.venv/bin/python bench/feedback_bench.py`
 
 - date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, total {time.monotonic() - started:.0f} s
 - machine: {machine()}
-- load average at the end (1, 5, 15 min): {", ".join(f"{x:.1f}" for x in os.getloadavg())}; on a shared
-  machine the tail (p99, max) follows the other load, the median much less
+- load average at the end (1, 5, 15 min): {", ".join(f"{x:.1f}" for x in os.getloadavg())} (a shared machine)
+- the broker runs with `set_tcp_nodelay true` (as `gatewayd demo` and the tests start it): with
+  mosquitto's default, Nagle's algorithm holds some requests until the gateway's delayed ACK,
+  and the request → lamp p99 was 50-80 ms
 - one local mosquitto, the real `gatewayd run` with a tower light on a pty and `[http]` on;
   requests alternate reject and accept, one at a time
 
@@ -216,6 +255,7 @@ Reproduce from the repository root: `.venv/bin/python bench/feedback_bench.py`
 |---|--:|--:|--:|--:|---|---|
 {row("feedback request → lamp byte on the light's serial line", light_ms, 20)}
 {row("feedback request → verdict event on the station page's stream", page_ms, 200)}
+{row("in process, no MQTT: `Feedback.handle` → lamp byte (the gateway's own share)", own_ms, 20)}
 
 | measure | result | target | met |
 |---|--:|---|---|
