@@ -143,29 +143,39 @@ class BackgroundIndicator:
 
     async def _run(self) -> None:
         while True:
-            self._lost.clear()
-            self._lost_detail = ""
             try:
-                await self._open()
-            except (OSError, ValueError) as exc:
-                self._report(DeviceState.DISCONNECTED, f"cannot open ({describe_os_error(exc)})")
-                await asyncio.sleep(self._backoff.next_delay())
-                continue
-            self._open_now = True
-            self._backoff.reset()
-            _log.info("indicator %s: open", self.id)
-            self._report(DeviceState.CONNECTED, "open")
-            try:
-                with contextlib.suppress(OSError, ValueError):
-                    await self._apply(self.current)
-                reason = await self._watch()
-            finally:
-                self._open_now = False
-                if self._buzz is not None:
-                    self._buzz.cancel()
-                with contextlib.suppress(Exception):
-                    await self._close()
-            detail = self._lost_detail or reason
-            _log.warning("indicator %s: %s", self.id, detail)
-            self._report(DeviceState.DISCONNECTED, f"device disconnected ({detail})")
+                await self._session()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # A bug must not leave the station without its light: say so, and retry.
+                _log.exception("indicator %s: unexpected error", self.id)
+                self._report(DeviceState.ERROR, f"internal error: {exc!r}")
             await asyncio.sleep(self._backoff.next_delay())
+
+    async def _session(self) -> None:
+        """Open the device, show the current signal, and return once it is lost."""
+        self._lost.clear()
+        self._lost_detail = ""
+        try:
+            await self._open()
+        except (OSError, ValueError) as exc:
+            self._report(DeviceState.DISCONNECTED, f"cannot open ({describe_os_error(exc)})")
+            return
+        self._open_now = True
+        self._backoff.reset()
+        _log.info("indicator %s: open", self.id)
+        self._report(DeviceState.CONNECTED, "open")
+        try:
+            with contextlib.suppress(OSError, ValueError):
+                await self._apply(self.current)
+            reason = await self._watch()
+        finally:
+            self._open_now = False
+            if self._buzz is not None:
+                self._buzz.cancel()
+            with contextlib.suppress(Exception):
+                await self._close()
+        detail = self._lost_detail or reason
+        _log.warning("indicator %s: %s", self.id, detail)
+        self._report(DeviceState.DISCONNECTED, f"device disconnected ({detail})")

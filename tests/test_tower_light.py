@@ -94,3 +94,28 @@ async def test_unplugged_light_reports_disconnected_and_shows_the_current_signal
             await pty.await_for(bytes([0x21, 0x22, 0x14]))
     finally:
         pty.close()
+
+
+async def test_an_unexpected_driver_error_is_reported_and_retried() -> None:
+    class Flaky(TowerLight):
+        opened = 0
+
+        async def _open(self) -> None:
+            self.opened += 1
+            if self.opened == 1:
+                raise RuntimeError("boom")
+            raise OSError("still not there")
+
+    states: list[tuple[DeviceState, str]] = []
+    light = Flaky(
+        id="t",
+        port="/nonexistent",
+        on_state=lambda d, s, x: states.append((s, x)),
+        backoff=Backoff(initial=0.01, maximum=0.02),
+    )
+    async with light:
+        async with asyncio.timeout(5):
+            while len(states) < 2:
+                await asyncio.sleep(0.01)
+    assert states[0] == (DeviceState.ERROR, "internal error: RuntimeError('boom')")
+    assert states[1] == (DeviceState.DISCONNECTED, "cannot open (still not there)")
