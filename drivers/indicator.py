@@ -65,6 +65,7 @@ class BackgroundIndicator:
         self._buzz: asyncio.Task[None] | None = None
         self._open_now = False
         self._lost = asyncio.Event()
+        self._showing = asyncio.Lock()
 
     # -- what a driver implements ---------------------------------------------------------
 
@@ -116,18 +117,24 @@ class BackgroundIndicator:
     async def show(self, signal: Signal) -> None:
         """Show ``signal`` now if the device is open; it is shown on (re)open otherwise."""
         self.current = signal
-        if not self._open_now:
-            return
-        try:
-            await self._apply(signal)
-        except (OSError, ValueError) as exc:
-            self._device_lost(f"write failed ({describe_os_error(exc)})")
+        # One signal at a time, in the order asked: a reject's buzzer must not sound
+        # after the accept that followed it has lit green.
+        async with self._showing:
+            if not self._open_now or signal is not self.current:
+                return  # closed, or a newer signal came while this one waited
+            try:
+                await self._apply(signal)
+            except (OSError, ValueError) as exc:
+                self._device_lost(f"write failed ({describe_os_error(exc)})")
 
     async def _apply(self, signal: Signal) -> None:
-        await self._set_lamp(signal.lamp, signal.blink)
-        if self._buzz is not None:
+        if self._buzz is not None and not self._buzz.done():
+            # The last buzz is still sounding: stop it now unless this signal buzzes too.
             self._buzz.cancel()
-            self._buzz = None
+            if signal.buzz_s <= 0:
+                await self._set_buzzer(False)
+        self._buzz = None
+        await self._set_lamp(signal.lamp, signal.blink)
         if signal.buzz_s > 0:
             await self._set_buzzer(True)
             self._buzz = asyncio.create_task(self._buzz_off(signal.buzz_s), name=f"gatewayd[indicator {self.id}].buzz")

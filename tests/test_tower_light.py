@@ -119,3 +119,24 @@ async def test_an_unexpected_driver_error_is_reported_and_retried() -> None:
                 await asyncio.sleep(0.01)
     assert states[0] == (DeviceState.ERROR, "internal error: RuntimeError('boom')")
     assert states[1] == (DeviceState.DISCONNECTED, "cannot open (still not there)")
+
+
+async def test_signals_are_shown_in_order_and_a_cut_short_buzz_is_switched_off(tmp_path: Path) -> None:
+    pty = PtyTowerLight(tmp_path)
+    states: list[tuple[DeviceState, str]] = []
+    light = TowerLight(id="l", port=str(pty.path), on_state=lambda d, s, detail: states.append((s, detail)))
+    try:
+        async with light:
+            await wait_state(states, DeviceState.CONNECTED)
+            mark = len(pty.read())
+            # Asked at once, as the feedback service does: the last one is what the light shows.
+            await asyncio.gather(
+                light.show(Signal(Lamp.RED, buzz_s=5)), light.show(Signal(Lamp.YELLOW)), light.show(Signal(Lamp.GREEN))
+            )
+            written = await pty.await_for(bytes([0x14]), since=mark)
+            assert written.endswith(bytes([0x21, 0x22, 0x14])), written.hex()
+            assert written.index(0x11) < written.index(0x12) < written.index(0x14)  # in the order asked
+            # The reject's buzz, cut short by the green: the buzzer is off again, not left on.
+            assert written.index(0x18) < written.index(0x28) < written.index(0x14), written.hex()
+    finally:
+        pty.close()
