@@ -73,12 +73,44 @@ class BackgroundScanner:
 
 class FramedScanner(BackgroundScanner):
     """A :class:`BackgroundScanner` whose reads come from byte streams cut by a
-    :class:`~drivers.framing.Framer`; subclasses set the framing attributes below."""
+    :class:`~drivers.framing.Framer`; subclasses set the framing attributes below.
+
+    Its open streams also carry host commands to the scanner (a beep, an LED):
+    subclasses register each stream's writer in ``_links`` while it is open, and
+    :meth:`send` writes to them (:mod:`gatewayd_drivers.scanner_light`).
+    """
 
     terminator: bytes
     stx_etx: bool
     max_length: int
     char_timeout: float | None
+    _links: set[asyncio.StreamWriter] | None = None
+
+    def _link_opened(self, writer: asyncio.StreamWriter) -> None:
+        if self._links is None:
+            self._links = set()
+        self._links.add(writer)
+
+    def _link_closed(self, writer: asyncio.StreamWriter) -> None:
+        if self._links is not None:
+            self._links.discard(writer)
+
+    @property
+    def linked(self) -> bool:
+        """Whether a stream to the scanner is open now."""
+        return bool(self._links)
+
+    async def send(self, data: bytes) -> int:
+        """Write ``data`` to every open stream (a host command); returns how many got it."""
+        sent = 0
+        for writer in list(self._links or ()):
+            try:
+                writer.write(data)
+                await writer.drain()
+            except (OSError, RuntimeError):
+                continue  # that stream is closing; its reader reports the disconnect
+            sent += 1
+        return sent
 
     def _new_framer(self) -> Framer:
         return Framer(terminator=self.terminator, stx_etx=self.stx_etx, max_length=self.max_length)

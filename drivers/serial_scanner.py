@@ -114,9 +114,11 @@ class SerialScanner(FramedScanner):
             self._backoff.reset()
             _log.info("scanner %s: %s open", self.id, self.port)
             self._report(DeviceState.CONNECTED, f"{self.port}: open")
+            self._link_opened(writer)
             try:
                 detail = await self._read_port(reader)
             finally:
+                self._link_closed(writer)
                 await self._close_port(writer)
             _log.warning("scanner %s: %s", self.id, detail)
             self._report(DeviceState.DISCONNECTED, detail)

@@ -209,9 +209,11 @@ class TcpScanner(FramedScanner):
             self._backoff.reset()
             _log.info("scanner %s: connected to %s", self.id, address)
             self._report(DeviceState.CONNECTED, f"{address}: connected")
+            self._link_opened(writer)
             try:
                 reason = await self._pump(reader)
             finally:
+                self._link_closed(writer)
                 await self._close(writer)
             _log.warning("scanner %s: %s: %s", self.id, address, reason)
             self._report(DeviceState.DISCONNECTED, f"{address}: {reason}")
@@ -302,9 +304,11 @@ class TcpScanner(FramedScanner):
         if sock is not None:
             enable_keepalive(sock)
         _log.info("scanner %s: %s connected", self.id, peer)
+        self._link_opened(writer)
         try:
             reason = await self._pump(reader)
         finally:
+            self._link_closed(writer)
             await self._close(writer)
         _log.warning("scanner %s: %s: %s", self.id, peer, reason)
 

@@ -30,6 +30,7 @@ from gatewayd.delivery.publisher import Publisher
 from gatewayd.delivery.replay import Replay
 from gatewayd.delivery.requests import Requests, check_fields
 from gatewayd.errors import ConfigError, DeviceUnavailable, OutboxFull, PayloadError
+from gatewayd.feedback.service import Feedback
 from gatewayd.payloads import device_payload, job_payload, json_bytes, printer_payload, station_payload
 from gatewayd.reads.decode import DecodeOptions
 from gatewayd.reads.scan_event import StepCommandRead, scan_event
@@ -40,6 +41,7 @@ from gatewayd.status_file import REFRESH_S, STATUS_FILE, ProcessId, write_status
 from gatewayd.systemd import Notifier
 from gatewayd_drivers.backoff import Backoff
 from gatewayd_drivers.base import DeviceState, RawRead, Scanner
+from gatewayd_drivers.indicator import BackgroundIndicator
 
 if TYPE_CHECKING:
     from gatewayd.printing.service import PrintService
@@ -49,6 +51,8 @@ __all__ = ["Gateway"]
 log = logging.getLogger("gatewayd")
 
 STATUS_INTERVAL_S = 30.0
+# The states /metrics lists for every printer (a 0/1 gauge each), plus whatever it reports.
+PRINTER_STATES = ("unknown", "ready", "printing", "paper_out", "ribbon_out", "head_open", "paused", "offline")
 PRUNE_INTERVAL_S = 600.0
 STATUS_FILE_GAP_S = 0.5  # a burst of reads becomes one status file write
 
@@ -59,6 +63,9 @@ class Counters:
     captured: int = 0
     refused: int = 0
     step_commands: int = 0
+    captured_by_station: dict[str, int] = field(default_factory=dict)
+    refused_by_scanner: dict[str, int] = field(default_factory=dict)
+    print_jobs: dict[tuple[str, str], int] = field(default_factory=dict)  # (printer, state) reached
     suppressed_by_station: dict[str, int] = field(default_factory=dict)  # repeats suppressed: Stations' own count
 
     @property
@@ -75,13 +82,15 @@ class DeviceInfo:
 
 
 class Gateway:
-    """The running gateway. ``scanners`` replaces the configured drivers (tests, demo)."""
+    """The running gateway. ``scanners`` and ``indicators`` replace the configured drivers
+    (tests, demo)."""
 
     def __init__(
         self,
         settings: Settings,
         *,
         scanners: Mapping[str, Scanner] | None = None,
+        indicators: Mapping[str, BackgroundIndicator] | None = None,
         notifier: Notifier | None = None,
     ) -> None:
         self.settings = settings
@@ -99,6 +108,10 @@ class Gateway:
         self._status_file_failed = False
         self._injected = dict(scanners or {})
         self._scanners: dict[str, Scanner] = {}  # the driver each scanner runs now, for health
+        self._injected_indicators = dict(indicators or {})
+        self.feedback: Feedback | None = None
+        self.metrics: Any = None  # gatewayd.http.metrics.Metrics when [http] is configured
+        self.http_port: int | None = None  # the port the HTTP server listens on
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
         self.outbox: Outbox | None = None
@@ -136,6 +149,8 @@ class Gateway:
             for sc in s.scanners:
                 self.devices[sc.id] = DeviceInfo("disconnected", "not opened yet", time.time(), reported=False)
                 self.counters.reads[sc.id] = 0
+            for ind in s.indicators:
+                self.devices[ind.id] = DeviceInfo("disconnected", "not opened yet", time.time(), reported=False)
             link = MqttLink(
                 settings=s.mqtt,
                 client_id=s.mqtt.client_id or f"gatewayd-{s.gateway.id}",
@@ -148,8 +163,26 @@ class Gateway:
                 max_inflight=s.outbox.inflight + 100,
             )
             self.link = link
-            publisher = Publisher(link=link, outbox=outbox, settings=s.outbox, on_delivered=self._on_delivered)
+            publisher = Publisher(
+                link=link,
+                outbox=outbox,
+                settings=s.outbox,
+                on_delivered=self._on_delivered,
+                on_latency=self._on_latency,
+            )
             self.publisher = publisher
+            # Indicators and station pages first: the first read already shows on them.
+            self.feedback = await stack.enter_async_context(
+                Feedback(
+                    s,
+                    station_info=self._station_info,
+                    on_state=self.device_state,
+                    indicators=self._injected_indicators,
+                    scanner_link=self._scanners.get,  # a scanner indicator sends host commands on it
+                )
+            )
+            if s.http is not None:
+                await self._start_http(stack)
             # Every command handler is in place before the first connection: a request the
             # broker kept for our persistent session arrives right after CONNACK.
             self._register_commands(stack)
@@ -198,14 +231,26 @@ class Gateway:
             "health": self._request_health,
             "rebirth": self._request_rebirth,
         }
+        if self.feedback is not None:
+            builtin["feedback"] = self.feedback.handle
         for command, handler in builtin.items():
             stack.callback(self.requests.register(command, handler))
         if not self.settings.printers:
             self.requests.explain("print", "no printers are configured on this gateway")
             self.requests.explain("print/status", "no printers are configured on this gateway")
-        self.requests.explain(
-            "feedback", "this gateway has no feedback output (display, light or beeper) configured"
+
+    async def _start_http(self, stack: contextlib.AsyncExitStack) -> None:
+        """Station pages, /metrics and /healthz; loaded only when ``[http]`` is configured."""
+        from gatewayd.http.metrics import Metrics
+        from gatewayd.http.server import GatewayView, HttpServer
+
+        assert self.settings.http is not None and self.feedback is not None
+        self.metrics = Metrics(self.metrics_snapshot)
+        view = GatewayView(
+            gateway=self.settings.gateway.id, feedback=self.feedback, metrics=self.metrics, health=self.health_reasons
         )
+        server = await stack.enter_async_context(HttpServer(self.settings.http, view))
+        self.http_port = server.port
 
     async def _start_printing(self, stack: contextlib.AsyncExitStack) -> None:
         """The print path: its queue and printer workers, and its request handlers."""
@@ -274,7 +319,7 @@ class Gateway:
                             self.handle_read(sc, read)
                         except Exception:
                             # A bug must not cost the read silently, nor stop the scanner.
-                            self.counters.refused += 1
+                            self._refused(sc, read, "internal error")
                             log.exception("REFUSED read from %s (internal error): raw=%r", sc.id, read.data)
                 return  # a scanner whose reads end (a replay file) is done
             except asyncio.CancelledError:
@@ -317,14 +362,14 @@ class Gateway:
                 at=read.at,
             )
         except OutboxFull as exc:
-            self.counters.refused += 1
+            self._refused(sc, read, "outbox full")
             # Loud and complete: the journal keeps what the outbox could not.
             log.error("REFUSED read from %s at %s (%s): raw=%r", sc.id, station, exc, raw)
             self._set_alarm("outbox_full", str(exc))
             return
         except sqlite3.Error as exc:
             # Disk full, I/O error, a read-only state directory: the same promise holds.
-            self.counters.refused += 1
+            self._refused(sc, read, "outbox write failed")
             log.error("REFUSED read from %s at %s (outbox write failed: %s): raw=%r", sc.id, station, exc, raw)
             self._set_alarm("outbox_error", f"cannot write {self.outbox.path}: {exc}")
             return
@@ -337,8 +382,26 @@ class Gateway:
             "kind": result.scan.kind,
         }
         self.status_changed()
+        c = self.counters.captured_by_station
+        c[station] = c.get(station, 0) + 1
         assert self.publisher is not None
         self.publisher.captured(event)
+        if self.feedback is not None:
+            self.feedback.read_captured(
+                station,
+                seq=event.seq,
+                event_id=event.event_id,
+                scanner=sc.id,
+                at=read.at,
+                fields=result.scan.payload_fields(),
+            )
+
+    def _refused(self, sc: ScannerSettings, read: RawRead, reason: str) -> None:
+        self.counters.refused += 1
+        r = self.counters.refused_by_scanner
+        r[sc.id] = r.get(sc.id, 0) + 1
+        if self.feedback is not None:
+            self.feedback.read_refused(sc.station, scanner=sc.id, at=read.at, reason=reason)
 
     # -- device, station and printer state -------------------------------------------
 
@@ -352,6 +415,42 @@ class Gateway:
         level = logging.INFO if state is DeviceState.CONNECTED else logging.WARNING
         log.log(level, "device %s: %s%s", device, state.value, f" ({detail})" if detail else "")
         self._publish_device(device)
+        self._show_device(device)
+
+    def _station_devices(self) -> list[tuple[str, str, str]]:
+        """(device, kind, station) of every configured device that serves a station."""
+        s = self.settings
+        out = [(sc.id, "scanner", sc.station) for sc in s.scanners]
+        out += [(i.id, "indicator", i.station) for i in s.indicators]
+        out += [(p.id, "printer", p.station) for p in s.printers if p.station is not None]
+        return out
+
+    def _device_view(self, device: str, kind: str) -> dict[str, Any]:
+        if kind == "printer":
+            states = self.printing.printer_states() if self.printing is not None else {}
+            st = states.get(device) or {"state": "unknown", "detail": "not checked yet", "since": None}
+            return {"id": device, "kind": kind, "state": st.get("state"), "detail": st.get("detail"),
+                    "since": st.get("since")}
+        info = self.devices.get(device)
+        if info is None:
+            return {"id": device, "kind": kind, "state": "unknown", "detail": None, "since": None}
+        return {"id": device, "kind": kind, "state": info.state, "detail": info.detail, "since": rfc3339(info.since)}
+
+    def _show_device(self, device: str) -> None:
+        if self.feedback is None:
+            return
+        for did, kind, station in self._station_devices():
+            if did == device:
+                self.feedback.notify(station, "device", self._device_view(did, kind))
+
+    def _station_info(self, station: str) -> dict[str, Any]:
+        """What a station page shows beside verdicts and reads: its step and its devices."""
+        assert self.stations is not None
+        st = self.stations[station]
+        return {
+            "step": {"step": st.step, "since": rfc3339(st.since)},
+            "devices": [self._device_view(d, k) for d, k, s in self._station_devices() if s == station],
+        }
 
     def _publish_device(self, device: str) -> None:
         info = self.devices[device]
@@ -362,6 +461,8 @@ class Gateway:
     def publish_station(self, station_id: str) -> None:
         assert self.stations is not None
         st = self.stations[station_id]
+        if self.feedback is not None:
+            self.feedback.notify(station_id, "step", {"step": st.step, "since": rfc3339(st.since)})
         self.publish_retained(
             f"{self.root}/stations/{station_id}/state", station_payload(st.id, st.step, st.biz_step, st.since)
         )
@@ -370,8 +471,14 @@ class Gateway:
         self.status_changed()
         station = next((p.station for p in self.settings.printers if p.id == printer), None)
         self.publish_retained(f"{self.root}/printers/{printer}/state", printer_payload(printer, state, station=station))
+        if station is not None and self.feedback is not None:
+            view = {"id": printer, "kind": "printer", **{k: state.get(k) for k in ("state", "detail", "since")}}
+            self.feedback.notify(station, "device", view)
 
     def _job_event(self, printer: str, job: dict[str, Any]) -> None:
+        if isinstance(job.get("state"), str):
+            key = (printer, job["state"])
+            self.counters.print_jobs[key] = self.counters.print_jobs.get(key, 0) + 1
         if self.link is not None and self.link.connected:
             self.link.publish(f"{self.root}/printers/{printer}/jobs", json_bytes(job_payload(printer, job)))
 
@@ -436,6 +543,49 @@ class Gateway:
         if station in self.last_reads:
             status["last_read"] = self.last_reads[station]
         return status
+
+    def health_reasons(self) -> list[str]:
+        """Why the gateway is unhealthy (``/healthz`` answers 503 with these); [] = healthy."""
+        reasons: list[str] = []
+        if self.outbox is None:
+            reasons.append("not running: the outbox is closed")
+        if self.link is None or not self.link.connected:
+            err = self.link.last_error if self.link is not None else None
+            reasons.append("broker not connected" + (f" ({err})" if err else ""))
+        reasons += [f"{name}: {detail}" for name, detail in sorted(self.alarms.items())]
+        for sc in self.settings.scanners:
+            info = self.devices.get(sc.id)
+            if info is not None and info.reported and info.state != DeviceState.CONNECTED.value:
+                reasons.append(f"scanner {sc.id} {info.state}" + (f" ({info.detail})" if info.detail else ""))
+        return reasons
+
+    def metrics_snapshot(self) -> Any:
+        """The counters and gauges ``/metrics`` exports (a gatewayd.http.metrics.MetricsSnapshot)."""
+        from gatewayd.http.metrics import MetricsSnapshot
+
+        s = self.settings
+        c = self.counters
+        snap = MetricsSnapshot(
+            reads={(sc.station, sc.id): c.reads.get(sc.id, 0) for sc in s.scanners},
+            captured={st.id: c.captured_by_station.get(st.id, 0) for st in s.stations},
+            suppressed=dict(c.suppressed_by_station),
+            refused={(sc.station, sc.id): c.refused_by_scanner.get(sc.id, 0) for sc in s.scanners},
+            broker_connected=self.link is not None and self.link.connected,
+            print_jobs=dict(c.print_jobs),
+            verdicts=dict(self.feedback.verdicts) if self.feedback is not None else {},
+            printer_states=PRINTER_STATES,
+        )
+        if self.outbox is not None:
+            snap.outbox_depth = self.outbox.depth
+            st = self.outbox.stats()
+            snap.outbox_bytes = st.depth_bytes
+            if st.oldest_undelivered_at is not None:
+                snap.oldest_undelivered_age_s = max(0.0, time.time() - st.oldest_undelivered_at)
+        states = self.printing.printer_states() if self.printing is not None else {}
+        snap.printer_state = {p.id: str((states.get(p.id) or {}).get("state", "unknown")) for p in s.printers}
+        kinds = {sc.id: "scanner" for sc in s.scanners} | {i.id: "indicator" for i in s.indicators}
+        snap.devices = {d: (kinds.get(d, "device"), info.state) for d, info in self.devices.items()}
+        return snap
 
     def publish_status(self) -> None:
         self.status_changed()
@@ -574,6 +724,10 @@ class Gateway:
             return  # shutting down: the mark is lost, the event is redelivered next start
         assert self.publisher is not None
         self.publisher.on_ack(mid, ok, reason)
+
+    def _on_latency(self, seconds: float) -> None:
+        if self.metrics is not None:
+            self.metrics.observe_delivery(seconds)
 
     def _on_delivered(self) -> None:
         if self.outbox is None:

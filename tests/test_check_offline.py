@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.mqtt_tools import ROOT
 
 GATEWAY = """
@@ -175,3 +177,30 @@ def test_config_given_twice_checks_both(tmp_path: Path) -> None:
     result = check(repo, "--offline", "--config", "gateways/dock-pi-03.toml", "--config", "gateways/dock-pi-04.toml")
     assert result.returncode == 0, result.stderr
     assert len(result.stdout.splitlines()) == 2
+
+
+def test_indicators_are_checked_on_the_machine_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gatewayd.cli.check import machine_checks
+    from gatewayd.config import parse
+
+    settings = parse(
+        {
+            "gateway": {"id": "gw"},
+            "stations": [{"id": "dock-03", "step": "receiving"}],
+            "indicators": [
+                {"id": "light", "station": "dock-03", "driver": "tower-serial", "port": "/dev/serial/by-id/usb-none"},
+                {"id": "stack", "station": "dock-03", "driver": "gpio", "red": 17},
+            ],
+        }
+    )
+    checks = machine_checks(settings)
+    assert [c.keys for c in checks] == [
+        ("indicators[0].port = /dev/serial/by-id/usb-none",),
+        ('indicators[1].driver = "gpio": gpiozero',),
+    ]
+    assert checks[0].fatal is False and checks[0].run()[0].startswith(
+        "indicators[0].port: /dev/serial/by-id/usb-none is not on this machine now"
+    )
+    assert checks[1].run() == []  # gpiozero is in the test extra
+    monkeypatch.setitem(sys.modules, "gpiozero", None)
+    assert checks[1].run() == ["indicators[1].driver: gpiozero is not installed (pip install 'gatewayd[gpio]')"]

@@ -20,20 +20,25 @@ from gatewayd.config import (
     BrokerUrl,
     DecodeSettings,
     EvdevScannerSettings,
+    FeedbackSettings,
     FramingSettings,
     GatewaySettings,
+    GpioIndicatorSettings,
     HidPosScannerSettings,
+    HttpSettings,
     LabelSettings,
     LogSettings,
     MqttSettings,
     OutboxSettings,
     PrinterSettings,
     ReplayScannerSettings,
+    ScannerIndicatorSettings,
     ScannerSettings,
     SerialScannerSettings,
     Settings,
     StationSettings,
     TcpScannerSettings,
+    TowerSerialIndicatorSettings,
     load,
     parse,
 )
@@ -878,10 +883,23 @@ def test_example_config_documents_every_setting() -> None:
         "[log]": LogSettings,
         "[[stations]]": StationSettings,
         "[[printers]]": PrinterSettings,
+        "[feedback]": FeedbackSettings,
+        "[http]": None,
+        "[[indicators]]": GpioIndicatorSettings,
     }
     missing: list[str] = []
     for header, cls in tables.items():
+        if cls is None:
+            continue
         missing += [f"{header} {f.name}" for f in dataclasses.fields(cls) if f.name not in keys.get(header, set())]
+    missing += [
+        f"[[indicators]] {f.name}"
+        for cls in (TowerSerialIndicatorSettings, ScannerIndicatorSettings)
+        for f in dataclasses.fields(cls)
+        if f.name not in keys.get("[[indicators]]", set())
+    ]
+    if "listen" not in keys.get("[http]", set()):
+        missing.append("[http] listen")
     # Scanner settings: every driver's keys; framing settings are scanner keys.
     missing += [f"[[scanners]] {k}" for k in sorted(scanner_keys() - keys.get("[[scanners]]", set()))]
     # Every section of Settings has a table in the example (source is not a config key).
@@ -906,5 +924,102 @@ def test_example_config_documents_only_real_keys() -> None:
 
 def test_example_driver_blocks_cover_every_driver() -> None:
     text = uncommented_example()
-    drivers = re.findall(r'(?m)^driver = "([a-z]+)"', text)
-    assert sorted(set(drivers)) == sorted({"serial", "tcp", "evdev", "hidpos", "replay", "zpl", "escpos"})
+    drivers = re.findall(r'(?m)^driver = "([a-z-]+)"', text)
+    assert sorted(set(drivers)) == sorted(
+        {"serial", "tcp", "evdev", "hidpos", "replay", "zpl", "escpos", "tower-serial", "gpio", "scanner"}
+    )
+
+
+# -- feedback: indicators, [feedback], [http] -------------------------------------------------
+
+STATION = {"gateway": {"id": "gw"}, "stations": [{"id": "dock-03", "step": "receiving"}]}
+
+
+def test_indicators_http_and_feedback_parse() -> None:
+    s = parse(
+        {
+            **STATION,
+            "indicators": [
+                {"id": "l1", "station": "dock-03", "driver": "tower-serial", "port": "/dev/ttyUSB0"},
+                {"id": "l2", "station": "dock-03", "driver": "gpio", "red": 17, "buzzer": 23, "active_high": False},
+            ],
+            "feedback": {"accept_ms": 1500},
+            "http": {"listen": "[::1]:9000"},
+        }
+    )
+    assert s.indicators == (
+        TowerSerialIndicatorSettings(id="l1", station="dock-03", port="/dev/ttyUSB0"),
+        GpioIndicatorSettings(id="l2", station="dock-03", red=17, buzzer=23, active_high=False),
+    )
+    assert s.feedback == FeedbackSettings(accept_ms=1500)
+    assert s.http == HttpSettings(host="::1", port=9000)
+    assert s.to_dict()["http"] == {"listen": "[::1]:9000"}
+
+
+def test_no_http_table_means_no_server_and_an_empty_one_listens_on_loopback() -> None:
+    assert parse(STATION).http is None
+    assert parse({**STATION, "http": {}}).http == HttpSettings(host="127.0.0.1", port=8080)
+
+
+@pytest.mark.parametrize(
+    ("extra", "problem"),
+    [
+        ({"http": {"listen": "8080"}}, "http.listen: expected host:port such as '127.0.0.1:8080'"),
+        ({"http": {"listen": "localhost:99999"}}, "http.listen: expected host:port"),
+        (
+            {"indicators": [{"id": "l", "station": "dock-09", "driver": "tower-serial", "port": "/dev/x"}]},
+            "indicators[0].station: no station 'dock-09' in [[stations]]",
+        ),
+        (
+            {"indicators": [{"id": "l", "station": "dock-03", "driver": "patlite", "port": "/dev/x"}]},
+            "indicators[0].driver: expected one of 'tower-serial', 'gpio', 'scanner', got 'patlite'",
+        ),
+        (
+            {"indicators": [{"id": "l", "station": "dock-03", "driver": "gpio"}]},
+            "indicators[0]: a gpio indicator needs at least one of red, yellow, green or buzzer",
+        ),
+        (
+            {"indicators": [{"id": "l", "station": "dock-03", "driver": "gpio", "red": 17, "port": "/dev/x"}]},
+            "indicators[0].port: unknown key (port is a key of driver 'tower-serial', not 'gpio')",
+        ),
+        (
+            {"indicators": [{"id": "l", "station": "dock-03", "driver": "tower-serial"}]},
+            "indicators[0].port",
+        ),
+        (
+            {"indicators": [{"id": "b", "station": "dock-03", "driver": "scanner", "scanner": "nope"}]},
+            "indicators[0].scanner: no scanner 'nope' in [[scanners]] (known: none defined)",
+        ),
+        (
+            {
+                "stations": [{"id": "dock-03", "step": "receiving"}, {"id": "dock-04", "step": "receiving"}],
+                "scanners": [{"id": "s4", "station": "dock-04", "driver": "tcp", "mode": "server", "port": 1}],
+                "indicators": [{"id": "b", "station": "dock-03", "driver": "scanner", "scanner": "s4"}],
+            },
+            "indicators[0].scanner: scanner 's4' serves station 'dock-04', not 'dock-03'",
+        ),
+        (
+            {
+                "scanners": [{"id": "r", "station": "dock-03", "driver": "replay", "path": "x.replay"}],
+                "indicators": [{"id": "b", "station": "dock-03", "driver": "scanner", "scanner": "r"}],
+            },
+            "scanner 'r' is a 'replay' scanner; host commands need a 'serial' or 'tcp' one",
+        ),
+        (
+            {"indicators": [{"id": "b", "station": "dock-03", "driver": "scanner", "scanner": "s", "protocol": "x"}]},
+            "indicators[0].protocol: expected one of 'zebra-ssi', got 'x'",
+        ),
+        ({"feedback": {"accept_ms": -5}}, "feedback.accept_ms: expected a value from 0 to 3.6e+06, got -5"),
+        (
+            {
+                "scanners": [{"id": "x", "station": "dock-03", "driver": "tcp", "mode": "server", "port": 1}],
+                "indicators": [{"id": "x", "station": "dock-03", "driver": "gpio", "red": 1}],
+            },
+            "indicators[0].id: duplicate device id 'x' (also scanners[0])",
+        ),
+    ],
+)
+def test_bad_feedback_settings_are_named_by_key(extra: dict[str, Any], problem: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse({**STATION, **extra})
+    assert any(problem in p for p in err.value.problems), err.value.problems

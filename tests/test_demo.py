@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +20,8 @@ def test_demo_replays_a_dock_day_and_prints_labels(tmp_path: Path, broker: str) 
         pytest.skip("mosquitto is not installed here (apt-get install mosquitto)")
     out = tmp_path / "demo-out"
     proc = subprocess.run(
-        [sys.executable, "-m", "gatewayd", "demo", "--once", "--speed", "20", "--out", str(out), "--broker", broker],
+        [sys.executable, "-m", "gatewayd", "demo", "--once", "--speed", "20", "--out", str(out), "--broker", broker,
+         "--http-port", "0"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -41,6 +43,11 @@ def test_demo_replays_a_dock_day_and_prints_labels(tmp_path: Path, broker: str) 
     assert len(zpl) == 4 and len(png) == 4
     assert b"SUP3-" in zpl[-1].read_bytes()
     assert (out / "gatewayd.toml").exists()
+    # The simulated WMS answers reads with accept and reject verdicts; the demo says where to look.
+    verdicts = [line for line in proc.stdout.splitlines() if "  verdict  " in line]
+    assert any(" accept: " in line for line in verdicts) and any(" reject: " in line for line in verdicts), verdicts
+    assert sum("feedback ok:" in line for line in proc.stdout.splitlines()) == len(verdicts)
+    assert re.search(r"station page http://127\.0\.0\.1:\d+/stations/dock-03", proc.stdout), proc.stdout
 
 
 def test_demo_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
@@ -49,7 +56,7 @@ def test_demo_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
 
     out = tmp_path / "demo-out"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gatewayd", "demo", "--speed", "5", "--out", str(out)],
+        [sys.executable, "-m", "gatewayd", "demo", "--speed", "5", "--out", str(out), "--http-port", "0"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
     )  # fmt: skip
     try:

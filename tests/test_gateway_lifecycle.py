@@ -59,7 +59,7 @@ async def test_offline_is_published_when_run_is_cancelled(broker: LocalBroker, t
     with Subscriber(broker.port, ["gatewayd/gw-life/status"], protocol=broker.protocol) as sub:
         task = asyncio.create_task(gw.run(asyncio.Event()))
         await sub.await_for("gatewayd/gw-life/status", lambda p: p["state"] == "online")
-        assert sorted(gw.requests.commands()) == ["health", "rebirth", "replay", "station/step"]
+        assert sorted(gw.requests.commands()) == ["feedback", "health", "rebirth", "replay", "station/step"]
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task

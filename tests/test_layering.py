@@ -47,9 +47,12 @@ LAYERS: dict[str, set[str]] = {
     "gatewayd.reads": LEAVES | {"gatewayd.config"},
     "gatewayd.delivery": LEAVES | {"gatewayd.config"},
     "gatewayd.printing": LEAVES | {"gatewayd.config"},
-    "gatewayd.daemon": LEAVES | PARTS,
-    "gatewayd.demo": LEAVES | PARTS | {"gatewayd.daemon"},
-    "gatewayd.cli": LEAVES | PARTS | {"gatewayd.daemon", "gatewayd.demo"},
+    "gatewayd.feedback": LEAVES | {"gatewayd.config"},
+    # The HTTP surface shows the feedback boards; it gets the rest from the daemon as callables.
+    "gatewayd.http": LEAVES | {"gatewayd.config", "gatewayd.feedback"},
+    "gatewayd.daemon": LEAVES | PARTS | {"gatewayd.feedback", "gatewayd.http"},
+    "gatewayd.demo": LEAVES | PARTS | {"gatewayd.feedback", "gatewayd.http", "gatewayd.daemon"},
+    "gatewayd.cli": LEAVES | PARTS | {"gatewayd.feedback", "gatewayd.http", "gatewayd.daemon", "gatewayd.demo"},
     "gatewayd.__main__": {"gatewayd.cli"},
 }
 
@@ -276,3 +279,20 @@ def test_importing_the_daemon_loads_no_fake_and_no_optional_printer_library() ->
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == []
+
+
+def test_importing_the_daemon_loads_no_http_stack_and_no_gpio_library() -> None:
+    # A gateway without [http] or GPIO lights pays nothing for them: they load when configured.
+    code = (
+        "import json, sys\n"
+        "import gatewayd.daemon, gatewayd.cli.main\n"
+        "heavy = {'starlette', 'uvicorn', 'prometheus_client', 'gpiozero'}\n"
+        "loaded = [m for m in sys.modules if m.split('.')[0] in heavy or m.startswith('gatewayd.http')]\n"
+        "print(json.dumps(sorted(loaded)))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == []
+    assert "gatewayd.http" in LAYERS and "gatewayd.feedback" in LAYERS

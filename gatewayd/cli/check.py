@@ -2,8 +2,9 @@
 
 Two kinds of check. Those of the config alone (the TOML, every key, the label templates in
 ``[labels] templates_dir``) mean the same anywhere. Those of the machine that runs it (the
-MQTT password and TLS files, python-evdev for keyboard-wedge scanners, the device files
-scanners and printers are opened by) only mean something on the gateway. ``--offline``
+MQTT password and TLS files, python-evdev for keyboard-wedge scanners, gpiozero for GPIO
+lights, the device files scanners, printers and tower lights are opened by) only mean
+something on the gateway. ``--offline``
 runs the first kind and names every check of the second kind it skipped, so that a
 repository of gateway configs can validate them in CI before they are copied to the Pis.
 """
@@ -19,7 +20,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gatewayd.config import EvdevScannerSettings, SerialScannerSettings, Settings, default_config_path, load
+from gatewayd.config import (
+    EvdevScannerSettings,
+    GpioIndicatorSettings,
+    SerialScannerSettings,
+    Settings,
+    TowerSerialIndicatorSettings,
+    default_config_path,
+    load,
+)
 from gatewayd.errors import ConfigError
 from gatewayd_drivers.printer_transport import FileUrl, SerialUrl, parse_printer_url
 
@@ -61,6 +70,11 @@ def machine_checks(settings: Settings) -> list[MachineCheck]:
                 checks.append(_device_check(f"scanners[{i}].path", sc.path))
         elif isinstance(sc, SerialScannerSettings):
             checks.append(_device_check(f"scanners[{i}].port", sc.port))
+    for i, ind in enumerate(settings.indicators):
+        if isinstance(ind, TowerSerialIndicatorSettings):
+            checks.append(_device_check(f"indicators[{i}].port", ind.port))
+        elif isinstance(ind, GpioIndicatorSettings):
+            checks.append(MachineCheck((f'indicators[{i}].driver = "gpio": gpiozero',), _gpiozero_check(i)))
     for i, p in enumerate(settings.printers):
         url = parse_printer_url(p.transport)  # valid: the config loaded
         device = url.path if isinstance(url, FileUrl) else url.port if isinstance(url, SerialUrl) else None
@@ -78,6 +92,17 @@ def _evdev_check(index: int) -> Callable[[], list[str]]:
             from gatewayd_drivers.evdev_scanner import EVDEV_MISSING
 
             return [f"scanners[{index}].driver: {EVDEV_MISSING}"]
+        return []
+
+    return run
+
+
+def _gpiozero_check(index: int) -> Callable[[], list[str]]:
+    def run() -> list[str]:
+        try:
+            import gpiozero  # noqa: F401
+        except ImportError:
+            return [f"indicators[{index}].driver: gpiozero is not installed (pip install 'gatewayd[gpio]')"]
         return []
 
     return run

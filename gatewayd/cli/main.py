@@ -396,12 +396,18 @@ def build_parser() -> argparse.ArgumentParser:
     _config_arg(
         p,
         help="demo config template (default: config/demo/gatewayd.demo.toml; {state_dir}, {broker_url}, "
-        "{protocol}, {replay_dir}, {loop} and {printer_url} are filled in)",
+        "{protocol}, {replay_dir}, {loop}, {printer_url} and {http_listen} are filled in)",
     )
     p.add_argument("--out", type=Path, default=Path("demo-out"), help="where demo state and printed labels go")
     p.add_argument("--speed", type=float, default=1.0, help="replay speed factor (2 = twice as fast)")
     p.add_argument("--once", action="store_true", help="stop when the day has been replayed")
     p.add_argument("--port", type=int, default=0, help="broker port (default: a free port)")
+    p.add_argument(
+        "--http-port",
+        type=int,
+        default=8080,
+        help="port of the station pages on 127.0.0.1 (default: 8080; 0 = a free port)",
+    )
     p.add_argument(
         "--broker",
         choices=["mosquitto", "amqtt"],

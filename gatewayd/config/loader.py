@@ -20,6 +20,8 @@ from urllib.parse import urlsplit
 from gatewayd.config.keys import MISSING, Problems, Table
 from gatewayd.config.settings import (
     BAUDRATES,
+    INDICATOR_DRIVERS,
+    INDICATOR_SETTINGS,
     MQTT_PORTS,
     SCANNER_DRIVERS,
     SCANNER_SETTINGS,
@@ -32,9 +34,13 @@ from gatewayd.config.settings import (
     DecodeSettings,
     Dpi,
     EvdevScannerSettings,
+    FeedbackSettings,
     FramingSettings,
     GatewaySettings,
+    GpioIndicatorSettings,
     HidPosScannerSettings,
+    HttpSettings,
+    IndicatorSettings,
     LabelSettings,
     LogLevel,
     LogSettings,
@@ -46,6 +52,8 @@ from gatewayd.config.settings import (
     PrinterSettings,
     ReplayPace,
     ReplayScannerSettings,
+    ScannerIndicatorSettings,
+    ScannerProtocol,
     ScannerSettings,
     SerialScannerSettings,
     Settings,
@@ -53,6 +61,7 @@ from gatewayd.config.settings import (
     Synchronous,
     TcpMode,
     TcpScannerSettings,
+    TowerSerialIndicatorSettings,
     VendorPrefix,
 )
 from gatewayd.errors import ConfigError
@@ -89,6 +98,9 @@ def parse(data: Mapping[str, Any], *, source: Path | None = None) -> Settings:
     stations, station_ids = _parse_stations(root, problems)
     scanners = _parse_scanners(root, problems, station_ids)
     printers = _parse_printers(root, problems, station_ids)
+    indicators = _parse_indicators(root, problems, station_ids, scanners)
+    feedback = _parse_feedback(root, problems)
+    http = _parse_http(root, problems)
     _check_unique_ids(data, problems)
     root.finish()
 
@@ -104,6 +116,9 @@ def parse(data: Mapping[str, Any], *, source: Path | None = None) -> Settings:
         stations=tuple(stations),
         scanners=tuple(scanners),
         printers=tuple(printers),
+        indicators=tuple(indicators),
+        feedback=feedback,
+        http=http,
         source=source,
     )
 
@@ -662,13 +677,13 @@ def _printer_keys(t: Table, stations: set[str]) -> dict[str, Any]:
 
 
 def _check_unique_ids(data: Mapping[str, Any], problems: Problems) -> None:
-    """Device ids are unique across scanners and printers (they name MQTT topics).
+    """Device ids are unique across scanners, printers and indicators (they name MQTT topics).
 
     Checked on the raw arrays, so each problem names the entry's place in the file even
     when an earlier entry is invalid.
     """
     seen: dict[str, str] = {}
-    for section in ("scanners", "printers"):
+    for section in ("scanners", "printers", "indicators"):
         items = data.get(section)
         if not isinstance(items, list):
             continue
@@ -679,3 +694,126 @@ def _check_unique_ids(data: Mapping[str, Any], problems: Problems) -> None:
             if did in seen:
                 problems.add(f"{section}[{i}].id", f"duplicate device id {did!r} (also {seen[did]})")
             seen.setdefault(did, f"{section}[{i}]")
+
+
+# -- feedback: indicators, [feedback], [http] --------------------------------------------
+
+
+def _tower_keys(t: Table) -> dict[str, Any]:
+    return {
+        "port": _key(t, TowerSerialIndicatorSettings, "port", str, check=_path),
+        "baudrate": _key(t, TowerSerialIndicatorSettings, "baudrate", int, check=_one_of(*BAUDRATES)),
+    }
+
+
+def _gpio_keys(t: Table) -> dict[str, Any]:
+    def pin(name: str) -> Any:
+        return _key(t, GpioIndicatorSettings, name, int, check=_in_range(0, 63))
+
+    kw = {name: pin(name) for name in ("red", "yellow", "green", "buzzer")}
+    if all(v is None for v in kw.values()):
+        t.problems.add(t.path, "a gpio indicator needs at least one of red, yellow, green or buzzer (a GPIO number)")
+    pins = [v for v in kw.values() if v is not None]
+    if len(set(pins)) != len(pins):
+        t.problems.add(t.path, f"each output needs its own GPIO line, got {kw}")
+    return kw | {"active_high": _key(t, GpioIndicatorSettings, "active_high", bool)}
+
+
+def _scanner_indicator_keys(t: Table) -> dict[str, Any]:
+    return {
+        "scanner": _key(t, ScannerIndicatorSettings, "scanner", str, check=_identifier),
+        "protocol": _key(t, ScannerIndicatorSettings, "protocol", str, check=_choice(ScannerProtocol)),
+    }
+
+
+_INDICATOR_KEYS: dict[type[IndicatorSettings], Callable[[Table], dict[str, Any]]] = {
+    TowerSerialIndicatorSettings: _tower_keys,
+    GpioIndicatorSettings: _gpio_keys,
+    ScannerIndicatorSettings: _scanner_indicator_keys,
+}
+
+
+def _check_scanner_ref(t: Table, kw: dict[str, Any], station: str | None, scanners: list[ScannerSettings]) -> None:
+    """A scanner indicator names a serial or TCP scanner of its own station."""
+    sid = kw.get("scanner")
+    if sid is None:
+        return
+    found = next((s for s in scanners if s.id == sid), None)
+    if found is None:
+        known = ", ".join(s.id for s in scanners) or "none defined"
+        t.problems.add(t.key("scanner"), f"no scanner {sid!r} in [[scanners]] (known: {known})")
+    elif found.driver not in ("serial", "tcp"):
+        t.problems.add(
+            t.key("scanner"),
+            f"scanner {sid!r} is a {found.driver!r} scanner; host commands need a 'serial' or 'tcp' one",
+        )
+    elif station is not None and found.station != station:
+        t.problems.add(t.key("scanner"), f"scanner {sid!r} serves station {found.station!r}, not {station!r}")
+
+
+def _parse_indicators(
+    root: Table, problems: Problems, stations: set[str], scanners: list[ScannerSettings]
+) -> list[IndicatorSettings]:
+    out: list[IndicatorSettings] = []
+    owners: dict[str, list[str]] = {}
+    for name, kind in INDICATOR_SETTINGS.items():
+        for f in dataclasses.fields(kind):
+            if f.name not in ("id", "station"):
+                owners.setdefault(f.name, []).append(name)
+    for _, t in _array(root, "indicators", problems):
+        iid = t.get("id", str, check=_identifier)
+        station = _station_ref(t, t.get("station", str), stations)
+        driver = t.get("driver", str, check=_one_of(*INDICATOR_DRIVERS))
+        icls = INDICATOR_SETTINGS[driver] if driver is not None else None
+        kw = _INDICATOR_KEYS[icls](t) if icls is not None else {}
+        _check_scanner_ref(t, kw, station, scanners)
+        hints = {
+            key: f"{key} is a key of driver {' or '.join(map(repr, ds))}" + (f", not {driver!r}" if driver else "")
+            for key, ds in owners.items()
+        }
+        t.finish(elsewhere=hints)
+        if iid is None or station is None or icls is None:
+            continue
+        if all(kw[name] is not None for name in kw if _default(icls, name) is MISSING):
+            out.append(icls(id=iid, station=station, **kw))
+    return out
+
+
+def _parse_feedback(root: Table, problems: Problems) -> FeedbackSettings:
+    t = _table(root, "feedback", problems)
+    if t is None:
+        return FeedbackSettings()
+    s = FeedbackSettings(
+        accept_ms=_key(t, FeedbackSettings, "accept_ms", int, check=_in_range(0, 3_600_000)),
+        buzz_ms=_key(t, FeedbackSettings, "buzz_ms", int, check=_in_range(0, 10_000)),
+    )
+    t.finish()
+    return s
+
+
+def _listen(value: str) -> HttpSettings | str:
+    """``host:port`` or ``[v6]:port``."""
+    host, sep, port = value.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        return f"expected host:port such as '127.0.0.1:8080' (or '[::1]:8080'), got {value!r}"
+    return HttpSettings(host=host, port=int(port))
+
+
+def _parse_http(root: Table, problems: Problems) -> HttpSettings | None:
+    if root.raw("http") is MISSING:
+        return None
+    t = _table(root, "http", problems)
+    if t is None:
+        return None
+    default = HttpSettings()
+    raw = t.get("listen", str, default.listen)
+    t.finish()
+    if raw is None:
+        return None
+    parsed = _listen(raw)
+    if isinstance(parsed, str):
+        problems.add("http.listen", parsed)
+        return None
+    return parsed

@@ -16,6 +16,8 @@ from typing import Any, ClassVar, Literal, TypeAlias, get_args
 
 __all__ = [
     "BAUDRATES",
+    "INDICATOR_DRIVERS",
+    "INDICATOR_SETTINGS",
     "MQTT_PORTS",
     "SCANNER_DRIVERS",
     "SCANNER_SETTINGS",
@@ -25,21 +27,27 @@ __all__ = [
     "BrokerUrl",
     "DecodeSettings",
     "EvdevScannerSettings",
+    "FeedbackSettings",
     "FramingSettings",
     "GatewaySettings",
+    "GpioIndicatorSettings",
     "HidPosScannerSettings",
+    "HttpSettings",
+    "IndicatorSettings",
     "LabelSettings",
     "LogSettings",
     "MqttSettings",
     "OutboxSettings",
     "PrinterSettings",
     "ReplayScannerSettings",
+    "ScannerIndicatorSettings",
     "ScannerSettings",
     "SerialScannerSettings",
     "Settings",
     "StationSettings",
     "Step",
     "TcpScannerSettings",
+    "TowerSerialIndicatorSettings",
     "VendorPrefix",
 ]
 
@@ -61,6 +69,7 @@ TcpMode = Literal["client", "server"]
 # Honeywell Code ID, a Zebra (Symbol) code type, or nothing (gatewayd.reads.vendor_ids).
 VendorPrefix = Literal["aim", "honeywell", "zebra", "none"]
 ReplayPace = Literal["recorded", "fast"]  # a capture file replayed at its recorded times, or at once
+ScannerProtocol = Literal["zebra-ssi"]  # host commands a scanner indicator speaks
 BAUDRATES = (1200, 2400, 4800, 9600, 14400, 19200, 38400, 57600, 115200, 230400)
 STOPBITS: tuple[float, ...] = (1, 1.5, 2)  # a Literal cannot hold 1.5
 SERVER_HOST = "0.0.0.0"  # noqa: S104  # a server-mode TCP scanner listens on every address by default
@@ -241,6 +250,66 @@ class PrinterSettings:
     timeout_s: float = 10.0
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _IndicatorBase:
+    driver: ClassVar[str]
+    id: str
+    station: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TowerSerialIndicatorSettings(_IndicatorBase):
+    """A one-byte-command tower light on a serial port (Adafruit 5125 protocol)."""
+
+    driver: ClassVar[Literal["tower-serial"]] = "tower-serial"
+    port: str
+    baudrate: int = 9600
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GpioIndicatorSettings(_IndicatorBase):
+    """A stack light or relay board on GPIO lines (BCM numbers), each output optional."""
+
+    driver: ClassVar[Literal["gpio"]] = "gpio"
+    red: int | None = None
+    yellow: int | None = None
+    green: int | None = None
+    buzzer: int | None = None
+    active_high: bool = True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScannerIndicatorSettings(_IndicatorBase):
+    """The station's own scanner: beeper and LEDs by host commands on its serial or TCP link."""
+
+    driver: ClassVar[Literal["scanner"]] = "scanner"
+    scanner: str  # the id of a serial or tcp scanner of the same station
+    protocol: ScannerProtocol = "zebra-ssi"
+
+
+IndicatorSettings: TypeAlias = TowerSerialIndicatorSettings | GpioIndicatorSettings | ScannerIndicatorSettings
+INDICATOR_SETTINGS: dict[str, type[IndicatorSettings]] = {cls.driver: cls for cls in get_args(IndicatorSettings)}
+INDICATOR_DRIVERS: tuple[str, ...] = tuple(INDICATOR_SETTINGS)
+
+
+@dataclass(frozen=True, slots=True)
+class HttpSettings:
+    """The station pages, /metrics and /healthz; absent from the config: no server."""
+
+    host: str = "127.0.0.1"  # loopback unless the site opens it on purpose
+    port: int = 8080
+
+    @property
+    def listen(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackSettings:
+    accept_ms: int = 3000  # an accept stays green this long, then the station is idle again
+    buzz_ms: int = 400  # a reject sounds the buzzer this long
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     gateway: GatewaySettings
@@ -252,6 +321,9 @@ class Settings:
     stations: tuple[StationSettings, ...] = ()
     scanners: tuple[ScannerSettings, ...] = ()
     printers: tuple[PrinterSettings, ...] = ()
+    indicators: tuple[IndicatorSettings, ...] = ()
+    feedback: FeedbackSettings = field(default_factory=FeedbackSettings)
+    http: HttpSettings | None = None
     source: Path | None = None
 
     @property
@@ -282,6 +354,13 @@ class Settings:
             out["scanners"] = [_scanner_table(s) for s in self.scanners]
         if self.printers:
             out["printers"] = [_plain(asdict(p)) for p in self.printers]
+        out["feedback"] = _plain(asdict(self.feedback))
+        if self.indicators:
+            out["indicators"] = [
+                _plain({"id": i.id, "station": i.station, "driver": i.driver, **asdict(i)}) for i in self.indicators
+            ]
+        if self.http is not None:
+            out["http"] = {"listen": self.http.listen}
         return out
 
 

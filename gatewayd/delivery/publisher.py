@@ -67,14 +67,17 @@ class Publisher:
         outbox: Outbox,
         settings: OutboxSettings,
         on_delivered: Callable[[], None] = lambda: None,
+        on_latency: Callable[[float], None] = lambda seconds: None,
     ) -> None:
         self.on_delivered = on_delivered
+        self.on_latency = on_latency  # capture -> PUBACK, in seconds, per acknowledged event
         self.link = link
         self.outbox = outbox
         self.settings = settings
         self.bucket = TokenBucket(rate=settings.drain_rate, burst=max(settings.drain_rate / 10, settings.inflight))
         self._wake = asyncio.Event()
         self._inflight: dict[int, int] = {}  # paho mid -> seq
+        self._captured_at: dict[int, float] = {}  # paho mid -> capture time (wall clock)
         self._acked: list[int] = []
         self._cursor = 0  # highest seq handed to the link in this process
         self._tasks: list[asyncio.Task[None]] = []
@@ -128,14 +131,18 @@ class Publisher:
         """Give one event to the link, next in ``seq`` order, and track it until its PUBACK."""
         mid = self.link.publish(event.topic, event.payload, flush=flush)
         self._inflight[mid] = event.seq
+        self._captured_at[mid] = event.captured_at
         self._cursor = event.seq
         self.published += 1
 
     def on_ack(self, mid: int, ok: bool, reason: str) -> None:
         seq = self._inflight.pop(mid, None)
+        captured_at = self._captured_at.pop(mid, None)
         if seq is None:
             return  # a status or response message
         if ok:
+            if captured_at is not None:
+                self.on_latency(time.time() - captured_at)
             self._acked.append(seq)
             self.delivered += 1
             if len(self._acked) >= ACK_FLUSH_MAX:

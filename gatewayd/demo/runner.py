@@ -3,7 +3,8 @@
 A private broker (mosquitto when installed, else amqtt), the real daemon on the demo
 config (``config/demo``), four replay scanners playing a dock day (receiving, transfer,
 picking, dispatch), a virtual Zebra writing each label as ZPL and PNG, and a WMS view
-that prints what a subscriber sees and sends a few print requests.
+that prints what a subscriber sees, sends a few print requests, and answers every read
+with a verdict (:func:`wms_verdict`) that the station pages show live.
 """
 
 from __future__ import annotations
@@ -53,6 +54,21 @@ def scale_replay(text: str, speed: float) -> str:
     return re.sub(r"^@delay\s+([0-9.]+)\s*$", scale, text, flags=re.MULTILINE)
 
 
+def wms_verdict(scan: dict[str, Any], nth: int, today: str) -> tuple[str, str] | None:
+    """The simulated WMS's answer to the ``nth`` scan: ``(verdict, message)``, or ``None``
+    for a read the gateway could not decode (it has already told the operator)."""
+    if scan.get("kind") == "unknown":
+        return None
+    if scan.get("expiry") and scan["expiry"] < today:
+        return "reject", f"expired on {scan['expiry']}: set the pallet aside"
+    if scan.get("errors"):
+        return "warn", f"check the label: {scan['errors'][0]}"
+    if scan.get("lot") and nth % 4 == 3:
+        return "reject", f"wrong lot for this order: {scan['lot']} is on hold"
+    where = {"receiving": "booked in", "transfer": "moved", "picking": "picked", "dispatch": "loaded"}
+    return "accept", f"{where.get(scan.get('step', ''), 'OK')}: {scan.get('lot') or scan.get('sscc') or 'OK'}"
+
+
 def count_reads(text: str) -> int:
     return sum(1 for line in text.splitlines() if line.strip() and not line.startswith(("#", "@")))
 
@@ -64,6 +80,8 @@ class WmsView:
         self.root = root
         self.out = out
         self.scans = 0
+        self.verdicts = 0  # verdicts sent for reads
+        self.answered = 0  # responses to them
         self.done_jobs: set[str] = set()
         self.lock = threading.Lock()
         self.ready = threading.Event()
@@ -113,6 +131,15 @@ class WmsView:
                 "scan",
                 f"#{p['seq']:<4} {p['station']:<8} {p['step']:<10} {p['kind']:<12} {'  '.join(fields)}{errors}",
             )
+            answer = wms_verdict(p, self.scans, time.strftime("%Y-%m-%d"))
+            if answer is not None:
+                verdict, message = answer
+                self.verdicts += 1
+                self.say("verdict", f"#{p['seq']:<4} {p['station']:<8} {verdict}: {message}")
+                self.request(
+                    "feedback",
+                    {"station": p["station"], "verdict": verdict, "message": message, "event_id": p["event_id"]},
+                )
         elif topic.startswith("stations/"):
             self.say("station", f"{p['station']} is now {p['step']} ({p['biz_step']})")
         elif topic.startswith("devices/"):
@@ -135,6 +162,8 @@ class WmsView:
             if p["state"] == "offline":
                 self.offline.set()
         elif topic.startswith("response/"):
+            if topic == "response/feedback":
+                self.answered += 1
             detail = p.get("error") or json.dumps(p.get("data"))[:160]
             self.say("response", f"{topic[9:]} {p['status']}: {detail}")
 
@@ -189,6 +218,7 @@ async def _demo(args: argparse.Namespace, out: Path, broker: LocalBroker) -> int
                 "replay_dir": replay_dir,
                 "loop": "false" if args.once else "true",
                 "printer_url": printer.url,
+                "http_listen": f"127.0.0.1:{args.http_port}",
             }
             config_text = template
             for key, value in values.items():
@@ -205,6 +235,13 @@ async def _demo(args: argparse.Namespace, out: Path, broker: LocalBroker) -> int
             view.on_out_closed = lambda: loop.call_soon_threadsafe(stop.set)
             runner = asyncio.create_task(gw.run(stop), name="gatewayd[demo].gateway")
             await _until(lambda: view.ready.is_set() and gw.link is not None and gw.link.subscribed, runner)
+            if gw.http_port is not None:
+                base = f"http://127.0.0.1:{gw.http_port}"
+                print(
+                    f"gatewayd demo: station page {base}/stations/dock-03 (all stations: {base}/ ; "
+                    f"metrics: {base}/metrics)",
+                    flush=True,
+                )
             view.request(
                 "print",
                 {
@@ -249,6 +286,7 @@ async def _demo(args: argparse.Namespace, out: Path, broker: LocalBroker) -> int
                         and gw.outbox.depth == 0
                         and {"DEMO-LOT-1", "DEMO-BATCH-1"} <= view.done_jobs
                         and view.scans >= gw.counters.captured
+                        and view.answered >= view.verdicts  # the gateway took every verdict
                     )
 
                 waiter = asyncio.create_task(_until(finished, runner))
@@ -261,7 +299,8 @@ async def _demo(args: argparse.Namespace, out: Path, broker: LocalBroker) -> int
             # The gateway waited for the broker's ack of "offline"; let the view show it too.
             await asyncio.to_thread(view.offline.wait, 5.0)
             print(
-                f"gatewayd demo: {view.scans} scan event(s) seen by the WMS view, {printer.count} label(s) printed "
+                f"gatewayd demo: {view.scans} scan event(s) seen by the WMS view, {view.verdicts} answered with a "
+                f"verdict, {printer.count} label(s) printed "
                 f"to {out / 'labels'}; config in {config_path}",
                 flush=True,
             )
