@@ -160,6 +160,7 @@ class Gateway:
                 on_connected=self._on_connected,
                 on_ack=self._on_ack,
                 on_message=self._on_message,
+                on_problem=self._set_alarm,
                 max_inflight=s.outbox.inflight + 100,
             )
             self.link = link

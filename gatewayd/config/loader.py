@@ -335,13 +335,13 @@ def _parse_mqtt(root: Table, problems: Problems) -> MqttSettings:
             return f"expected topic levels without '#', '+' or leading/trailing '/', got {value!r}"
         return None
 
-    def key(name: str, kind: type, check: Check | None = None) -> Any:
+    def key(name: str, kind: type | tuple[type, ...], check: Check | None = None) -> Any:
         return _key(t, MqttSettings, name, kind, check=check)
 
     settings = MqttSettings(
         brokers=tuple(brokers) or MqttSettings().brokers,
         topic_prefix=key("topic_prefix", str, topic_prefix),
-        protocol=key("protocol", int, _choice(MqttProtocol)),
+        protocol=key("protocol", (int, str), _choice(MqttProtocol)),
         client_id=key("client_id", str, _nonempty),
         username=key("username", str, _nonempty),
         password_file=_opt_path(key("password_file", str, _path)),

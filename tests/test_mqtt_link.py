@@ -1,0 +1,133 @@
+"""The MQTT link alone, in this event loop, against misbehaving brokers on real sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as paho
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+
+from gatewayd.config import BrokerUrl, MqttSettings
+from gatewayd.delivery.mqtt_link import MqttLink
+from gatewayd.demo.local_broker import LocalBroker, find_mosquitto
+from tests.fake_broker import FakeBroker
+
+needs_mosquitto = pytest.mark.skipif(find_mosquitto() is None, reason="needs mosquitto (MQTT 5)")
+
+
+def settings(*ports: int, **kwargs: Any) -> MqttSettings:
+    return MqttSettings(
+        brokers=tuple(BrokerUrl("mqtt", "127.0.0.1", p) for p in ports),
+        reconnect_min_s=0.05,
+        reconnect_max_s=0.2,
+        **kwargs,
+    )
+
+
+def link(s: MqttSettings, *, client_id: str = "gatewayd-link-test", **kwargs: Any) -> MqttLink:
+    return MqttLink(
+        settings=s,
+        client_id=client_id,
+        will_topic="gatewayd/link-test/status",
+        will_payload=b'{"state":"offline"}',
+        subscriptions=["gatewayd/link-test/request/#"],
+        **kwargs,
+    )
+
+
+async def until(predicate: Callable[[], Any], *, timeout: float = 10.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        await asyncio.sleep(0.01)
+    return value
+
+
+@needs_mosquitto
+@pytest.mark.parametrize("protocol", [5, 3])
+async def test_keeps_reconnecting_when_the_broker_closes_right_after_connack(
+    tmp_path: Path, protocol: int
+) -> None:
+    # A broker that accepts (CONNACK) and closes in the same breath used to leave the
+    # link waiting forever for a loss it had already processed.
+    with (
+        LocalBroker(workdir=tmp_path / "broker") as real,
+        FakeBroker(mode="connack_close", upstream_port=real.port) as fake,
+    ):
+        async with link(settings(fake.port, protocol=protocol)) as lk:
+            # Messages waiting for their PUBACK make paho read every packet the
+            # socket holds at once: the CONNACK and the close in one callback.
+            for i in range(3):
+                lk.publish("gatewayd/link-test/scans/x", f"{i}".encode())
+            await until(lambda: len(fake.attempts) >= 5, what="five connection attempts at the fake broker")
+            assert set(fake.attempts) == {5 if protocol == 5 else 4}
+            # ... and never in a tight loop: each retry waits at least the jittered
+            # reconnect_min_s (0.05 s, +-20 %).
+            gaps = [b - a for a, b in zip(fake.attempt_times, fake.attempt_times[1:], strict=False)]
+            assert min(gaps) >= 0.04, gaps
+            fake.mode = "forward"  # the broker behaves again
+            await until(lambda: lk.connected, what="a connection to the real broker")
+            assert lk.broker == BrokerUrl("mqtt", "127.0.0.1", fake.port)
+
+
+def same_id_client(port: int, client_id: str, *, protocol: int) -> paho.Client:
+    """Another client with the link's id: connecting takes the session over."""
+    c = paho.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        protocol=MQTTProtocolVersion.MQTTv5 if protocol == 5 else MQTTProtocolVersion.MQTTv311,
+        reconnect_on_failure=False,
+    )
+    connected = threading.Event()
+    c.on_connect = lambda *a: connected.set()
+    c.connect("127.0.0.1", port, keepalive=10)
+    c.loop_start()
+    assert connected.wait(10), "the second client got no CONNACK"
+    return c
+
+
+async def test_names_an_mqtt5_session_takeover_and_keeps_reconnecting(caplog: pytest.LogCaptureFixture) -> None:
+    problems: list[tuple[str, str | None]] = []
+    with FakeBroker(mode="takeover") as fake:
+        async with link(settings(fake.port, protocol=5), on_problem=lambda *p: problems.append(p)):
+            await until(lambda: len(fake.attempts) >= 4, what="four connection attempts at the fake broker")
+    takeover = "another client with id 'gatewayd-link-test' took over the session: is gateway.id unique?"
+    assert problems[0] == ("session_takeover", takeover)
+    assert f"lost ({takeover})" in caplog.text
+
+
+@needs_mosquitto
+@pytest.mark.parametrize("protocol", [5, 3])
+async def test_suspects_a_session_takeover_after_repeated_short_connections(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, protocol: int
+) -> None:
+    # MQTT 3.1.1 has no DISCONNECT from the broker, and mosquitto 2.0 closes an MQTT 5
+    # client taken over without one too: the link only sees closes soon after
+    # connecting, again and again, while the broker itself is up.
+    problems: list[tuple[str, str | None]] = []
+    with LocalBroker(workdir=tmp_path / "broker") as broker:
+        async with link(settings(broker.port, protocol=protocol), on_problem=lambda *p: problems.append(p)) as lk:
+            for kick in range(3):
+                await until(lambda: lk.connected, what=f"the link connected before kick {kick + 1}")
+                assert problems == []
+                other = await asyncio.to_thread(same_id_client, broker.port, lk.client_id, protocol=protocol)
+                await until(lambda: not lk.connected, what=f"kick {kick + 1}")
+                other.disconnect()
+                other.loop_stop()
+            await until(lambda: problems, what="a session-takeover problem")
+            assert problems == [
+                (
+                    "session_takeover",
+                    "the broker closed 3 connections in a row soon after accepting them: another client with id "
+                    "'gatewayd-link-test' likely takes over the session: is gateway.id unique?",
+                )
+            ]
+            await until(lambda: lk.connected, what="the link connected again")
+    assert "likely takes over the session" in caplog.text

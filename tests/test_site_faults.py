@@ -1,0 +1,68 @@
+"""The real daemon against what goes wrong at a site: a duplicate gateway id, hostile
+requests. Brokers are real (mosquitto); the gateway is the ``gatewayd run`` process."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as paho
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+
+from gatewayd.demo.local_broker import LocalBroker, find_mosquitto
+from tests.mqtt_tools import DaemonProcess, Subscriber, gateway_config, start_daemon, wait_online, wait_until
+from tests.pty_scanner import PtyScanner
+
+GW = "site-gw"
+P = f"gatewayd/{GW}"
+
+pytestmark = pytest.mark.skipif(find_mosquitto() is None, reason="needs mosquitto (MQTT 5)")
+
+
+def statuses(sub: Subscriber) -> list[dict[str, Any]]:
+    return sub.payloads(f"{P}/status")
+
+
+def take_session(port: int, client_id: str, *, protocol: int) -> None:
+    """Connect with the gateway's client id (the broker drops the gateway), then leave."""
+    c = paho.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        protocol=MQTTProtocolVersion.MQTTv5 if protocol == 5 else MQTTProtocolVersion.MQTTv311,
+        reconnect_on_failure=False,
+    )
+    connected = threading.Event()
+    c.on_connect = lambda *a: connected.set()
+    c.connect("127.0.0.1", port, keepalive=10)
+    c.loop_start()
+    try:
+        assert connected.wait(10), "the second client got no CONNACK"
+    finally:
+        c.disconnect()
+        c.loop_stop()
+
+
+@pytest.mark.parametrize("protocol", [5, 3])
+def test_a_duplicate_gateway_id_raises_an_alarm_on_status(
+    tmp_path: Path, broker: LocalBroker, scanner: PtyScanner, daemons: list[DaemonProcess], protocol: int
+) -> None:
+    cfg = gateway_config(tmp_path, [broker.url], scanner, gateway_id=GW, protocol=protocol)
+    with Subscriber(broker.port, [f"{P}/status"]) as sub:
+        d = start_daemon(daemons, cfg, tmp_path)
+        wait_online(sub, d, root=P)
+        for _ in range(3):
+            seen = len(statuses(sub))
+            take_session(broker.port, f"gatewayd-{GW}", protocol=protocol)
+            # Back online after each kick: the gateway keeps retrying.
+            wait_online(sub, d, root=P, since=seen)
+        alarm = wait_until(
+            lambda: next(
+                (a for s in statuses(sub) for a in s.get("alarms", []) if a["alarm"] == "session_takeover"), None
+            ),
+            what="a session_takeover alarm on the status topic",
+        )
+        assert "another client with id 'gatewayd-site-gw' likely takes over the session" in alarm["detail"]
+        assert "is gateway.id unique?" in alarm["detail"]
+        assert "ALARM session_takeover" in d.log()
