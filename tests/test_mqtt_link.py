@@ -17,6 +17,7 @@ from gatewayd.config import BrokerUrl, MqttSettings
 from gatewayd.delivery.mqtt_link import MqttLink
 from gatewayd.demo.local_broker import LocalBroker, find_mosquitto
 from tests.fake_broker import FakeBroker
+from tests.mqtt_tools import Subscriber
 
 needs_mosquitto = pytest.mark.skipif(find_mosquitto() is None, reason="needs mosquitto (MQTT 5)")
 
@@ -131,3 +132,44 @@ async def test_suspects_a_session_takeover_after_repeated_short_connections(
             ]
             await until(lambda: lk.connected, what="the link connected again")
     assert "likely takes over the session" in caplog.text
+
+
+@needs_mosquitto
+@pytest.mark.parametrize("refuse", ["connack", "close"])
+async def test_auto_falls_back_to_mqtt311_for_a_broker_that_refuses_5_and_says_so_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, refuse: Any
+) -> None:
+    acks: list[int] = []
+    with (
+        LocalBroker(workdir=tmp_path / "broker") as real,
+        FakeBroker(mode="v311_only", upstream_port=real.port, refuse=refuse) as fake,
+        Subscriber(real.port, ["gatewayd/link-test/scans/#"], protocol=3) as sub,
+    ):
+        async with link(settings(fake.port), on_ack=lambda mid, ok, reason: acks.append(mid)) as lk:
+            # Handed over before any connection: they must survive the protocol switch.
+            mids = [lk.publish("gatewayd/link-test/scans/x", f"read {i}".encode()) for i in range(3)]
+            await until(lambda: lk.connected, what="a connection in MQTT 3.1.1")
+            assert fake.attempts == [5, 4] and not lk.v5
+            await until(lambda: sorted(acks) == sorted(mids), what="the PUBACKs of the early messages")
+            await until(lambda: len(sub.on("gatewayd/link-test/scans/")) >= 3, what="the early messages")
+            # A reconnect goes straight to 3.1.1 with this broker.
+            lk.client.disconnect()
+            await until(lambda: not lk.connected, what="the disconnect")
+            await until(lambda: lk.connected, what="the reconnect")
+            assert fake.attempts == [5, 4, 4]
+    assert [m.payload for m in sub.on("gatewayd/link-test/scans/")] == [b"read 0", b"read 1", b"read 2"]
+    said = [r.getMessage() for r in caplog.records if "does not speak MQTT 5" in r.getMessage()]
+    assert len(said) == 1, said
+    assert f"mqtt: mqtt://127.0.0.1:{fake.port} does not speak MQTT 5 (" in said[0]
+    assert "trying MQTT 3.1.1 with it" in said[0]
+
+
+async def test_explicit_mqtt5_against_a_311_broker_says_what_to_change(caplog: pytest.LogCaptureFixture) -> None:
+    with FakeBroker(mode="v311_only") as fake:
+        async with link(settings(fake.port, protocol=5)) as lk:
+            await until(lambda: len(fake.attempts) >= 2, what="two attempts")
+            assert not lk.connected and set(fake.attempts) == {5}
+    assert (
+        f"cannot connect to mqtt://127.0.0.1:{fake.port}: CONNACK: Unsupported protocol version: "
+        'it does not seem to speak MQTT 5 (set mqtt.protocol = "auto" or 3)'
+    ) in caplog.text

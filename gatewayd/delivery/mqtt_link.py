@@ -240,8 +240,8 @@ class MqttLink:
         brokers = self.settings.brokers
         while not self._closing:
             for broker in brokers:
-                lost = self._lost = asyncio.Event()  # before the CONNECT: no loss can be missed
                 if await self._try(broker):
+                    lost = self._lost  # this connection's: made before its CONNECT went out
                     if broker == brokers[0] or not self.settings.failback_s:
                         await self._watch(lost)
                     else:
@@ -327,6 +327,8 @@ class MqttLink:
         description when the broker refused MQTT 5 (left to the caller to report)."""
         loop = asyncio.get_running_loop()
         connack = self._connack = loop.create_future()
+        # Before the CONNECT: whenever paho reports this connection's loss, it is kept.
+        self._lost = asyncio.Event()
         self._attempt = broker
         self.client.socket_error = None
         if v5 != self.v5 or self.settings.protocol == "auto":
