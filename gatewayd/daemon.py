@@ -124,6 +124,7 @@ class Gateway:
             max_payload_bytes=settings.mqtt.max_payload_bytes,
             publish=self._publish_response,
             spawn=self.background,
+            response_topic_prefixes=settings.mqtt.response_topic_prefixes,
         )
 
     # -- lifecycle -------------------------------------------------------------------

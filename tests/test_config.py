@@ -277,6 +277,24 @@ INVALID: list[tuple[str, dict[str, Any], list[str], str]] = [
     ("bad protocol", with_(mqtt={"protocol": 4}), ["mqtt.protocol"], "expected one of 'auto', 3, 5, got 4"),
     ("protocol as string", with_(mqtt={"protocol": "5"}), ["mqtt.protocol"], "expected one of 'auto', 3, 5, got '5'"),
     ("protocol as float", with_(mqtt={"protocol": 5.0}), ["mqtt.protocol"], "expected an integer or a string, got 5.0"),
+    (
+        "response topic prefix with a wildcard",
+        with_(mqtt={"response_topic_prefixes": ["wms/replies", "wms/#"]}),
+        ["mqtt.response_topic_prefixes[1]"],
+        "expected topic levels without '#', '+' or leading/trailing '/', got 'wms/#'",
+    ),
+    (
+        "response topic prefix of the broker",
+        with_(mqtt={"response_topic_prefixes": ["$SYS"]}),
+        ["mqtt.response_topic_prefixes[0]"],
+        "topics starting with '$' belong to the broker, got '$SYS'",
+    ),
+    (
+        "response topic prefix not a string",
+        with_(mqtt={"response_topic_prefixes": [5]}),
+        ["mqtt.response_topic_prefixes[0]"],
+        "expected a topic prefix string, got 5",
+    ),
     ("topic prefix with wildcard", with_(mqtt={"topic_prefix": "plant/#"}), ["mqtt.topic_prefix"], "without '#', '+'"),
     (
         "topic prefix with trailing slash",

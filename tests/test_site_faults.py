@@ -10,6 +10,8 @@ from typing import Any
 import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from gatewayd.demo.local_broker import LocalBroker, find_mosquitto
 from tests.mqtt_tools import DaemonProcess, Subscriber, gateway_config, start_daemon, wait_online, wait_until
@@ -66,3 +68,26 @@ def test_a_duplicate_gateway_id_raises_an_alarm_on_status(
         assert "another client with id 'gatewayd-site-gw' likely takes over the session" in alarm["detail"]
         assert "is gateway.id unique?" in alarm["detail"]
         assert "ALARM session_takeover" in d.log()
+
+
+def test_a_request_cannot_answer_into_the_scan_stream(
+    tmp_path: Path, broker: LocalBroker, scanner: PtyScanner, daemons: list[DaemonProcess]
+) -> None:
+    cfg = gateway_config(tmp_path, [broker.url], scanner, gateway_id=GW, protocol=5)
+    with Subscriber(broker.port, [f"{P}/#"]) as sub:
+        d = start_daemon(daemons, cfg, tmp_path)
+        wait_online(sub, d, root=P)
+        props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+        props.ResponseTopic = f"{P}/scans/dock-03"
+        props.CorrelationData = b"evil-1"
+        sub.publish(f"{P}/request/health", {"transaction": "inject"}, properties=props)
+        answer = sub.wait_for(f"{P}/response/health", lambda p: p.get("transaction") == "inject")
+        assert answer["status"] == "error"
+        assert answer["error"] == (
+            f"response topic '{P}/scans/dock-03' refused: inside gatewayd/ only {P}/response/... may be used"
+        )
+        # A read afterwards is the first and only message on the scan stream.
+        scanner.write(b"SUP1-20261127-000001\r")
+        sub.wait_for(f"{P}/scans/")
+        stream = sub.payloads(f"{P}/scans/")
+        assert [(p["schema"], p["seq"]) for p in stream] == [("gatewayd.scan/1", 1)], stream

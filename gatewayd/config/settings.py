@@ -113,6 +113,8 @@ class MqttSettings:
     reconnect_min_s: float = 0.5
     reconnect_max_s: float = 30.0
     failback_s: float = 300.0  # on a fallback broker, look this often for the first one; 0 = stay
+    # Where MQTT 5 response topics outside the gateway's own tree may point; empty: anywhere.
+    response_topic_prefixes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
