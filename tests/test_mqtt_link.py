@@ -127,7 +127,8 @@ async def test_suspects_a_session_takeover_after_repeated_short_connections(
                 (
                     "session_takeover",
                     "the broker closed 3 connections in a row soon after accepting them: another client with id "
-                    "'gatewayd-link-test' likely takes over the session: is gateway.id unique?",
+                    "'gatewayd-link-test' likely takes over the session: is gateway.id unique? "
+                    "(if it is, the broker's log says why it closes them)",
                 )
             ]
             await until(lambda: lk.connected, what="the link connected again")

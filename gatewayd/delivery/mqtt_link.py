@@ -485,7 +485,8 @@ class MqttLink:
             return None
         return (
             f"the broker closed {self._short_closes} connections in a row soon after accepting them: "
-            f"another client with id {self.client_id!r} likely takes over the session: is gateway.id unique?"
+            f"another client with id {self.client_id!r} likely takes over the session: is gateway.id unique? "
+            "(if it is, the broker's log says why it closes them)"
         )
 
     def _handle_subscribe(
