@@ -91,3 +91,38 @@ def test_a_request_cannot_answer_into_the_scan_stream(
         sub.wait_for(f"{P}/scans/")
         stream = sub.payloads(f"{P}/scans/")
         assert [(p["schema"], p["seq"]) for p in stream] == [("gatewayd.scan/1", 1)], stream
+
+
+def test_two_gateways_with_one_id_both_say_so_and_both_keep_capturing(
+    tmp_path: Path, broker: LocalBroker, daemons: list[DaemonProcess]
+) -> None:
+    gateways = []
+    for name in ("a", "b"):
+        work = tmp_path / name
+        work.mkdir()
+        pty = PtyScanner(work)
+        cfg = gateway_config(work, [broker.url], pty, gateway_id=GW)  # the same gateway.id
+        gateways.append((pty, work, start_daemon(daemons, cfg, work)))
+    try:
+        with Subscriber(broker.port, [f"{P}/#"]) as sub:
+            for _, _, d in gateways:
+                wait_until(
+                    lambda d=d: "ALARM session_takeover" in d.log() or not d.alive(),
+                    timeout=30,
+                    what="the session_takeover alarm in each gateway's log",
+                )
+                assert d.alive(), d.log()
+                assert "likely takes over the session: is gateway.id unique?" in d.log()
+            # Each still captures and, in its turns on the broker, delivers.
+            for i, (pty, _, _) in enumerate(gateways):
+                pty.write(f"GW{i}-READ\r".encode())
+            wait_until(
+                lambda: {p["raw"] for p in sub.payloads(f"{P}/scans/")} >= {"GW0-READ", "GW1-READ"},
+                timeout=30,
+                what="a read from each gateway",
+            )
+            alarms = [a for s in statuses(sub) for a in s.get("alarms", []) if a["alarm"] == "session_takeover"]
+            assert alarms, "no session_takeover alarm on the status topic"
+    finally:
+        for pty, _, _ in gateways:
+            pty.close()
