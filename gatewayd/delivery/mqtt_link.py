@@ -364,8 +364,8 @@ class MqttLink:
             self._drop_socket()
             closed = isinstance(exc, ConnectionResetError | BrokenPipeError) and not isinstance(exc, ssl.SSLError)
             if v5 and sent and closed:
-                # MQTT 3.1.1 section 3.1.2.2: a 3.1.1 server may just close on a level it
-                # does not support; RabbitMQ 3.x and NATS do so on an MQTT 5 CONNECT.
+                # MQTT 3.1.1 section 3.1.2.2 wants CONNACK 0x01 for a protocol level the
+                # server does not support (NATS sends it); RabbitMQ 3.10 just closes.
                 return f"it closed the connection after the MQTT 5 CONNECT, without a CONNACK ({_describe(exc)})"
             self._note_failure(broker, _describe(exc))
             return False
