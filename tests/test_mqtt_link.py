@@ -14,6 +14,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from gatewayd.config import BrokerUrl, MqttSettings
+from gatewayd.delivery import mqtt_link
 from gatewayd.delivery.mqtt_link import MqttLink
 from gatewayd.demo.local_broker import LocalBroker, find_mosquitto
 from tests.fake_broker import FakeBroker
@@ -102,6 +103,26 @@ async def test_names_an_mqtt5_session_takeover_and_keeps_reconnecting(caplog: py
     takeover = "another client with id 'gatewayd-link-test' took over the session: is gateway.id unique?"
     assert problems[0] == ("session_takeover", takeover)
     assert f"lost ({takeover})" in caplog.text
+
+
+@needs_mosquitto
+async def test_the_takeover_alarm_clears_once_a_connection_holds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(mqtt_link, "TAKEOVER_CLEAR_AFTER_S", 1.0)  # 60 s in service
+    problems: list[tuple[str, str | None]] = []
+    with (
+        LocalBroker(workdir=tmp_path / "broker") as real,
+        FakeBroker(mode="takeover", upstream_port=real.port) as fake,
+    ):
+        async with link(settings(fake.port, protocol=5), on_problem=lambda *p: problems.append(p)) as lk:
+            await until(lambda: problems, what="a session-takeover problem")
+            fake.mode = "forward"  # the other client is gone
+            await until(lambda: lk.connected, what="a connection that holds")
+            assert problems[-1][1] is not None
+            await until(lambda: problems[-1] == ("session_takeover", None), timeout=5, what="the problem cleared")
+            assert lk.connected
+            assert [p for p in problems if p[1] is None] == [("session_takeover", None)]
 
 
 @needs_mosquitto

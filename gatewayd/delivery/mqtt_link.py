@@ -51,6 +51,7 @@ log = logging.getLogger("gatewayd.mqtt")
 SESSION_EXPIRY_S = 7 * 24 * 3600  # broker keeps our subscriptions and queued requests a week
 STABLE_AFTER_S = 10.0  # a connection that lasted this long was healthy: reconnect at once
 TAKEOVER_SUSPECT_AFTER = 3  # short connections in a row, each closed by the broker
+TAKEOVER_CLEAR_AFTER_S = 60.0  # at least; a connection this long ends a takeover alarm
 SESSION_TAKEN_OVER = 0x8E  # MQTT 5 section 3.14.2.1: DISCONNECT reason "Session taken over"
 UNSUPPORTED_PROTOCOL = 0x84  # MQTT 5 section 3.2.2.2: CONNACK "Unsupported Protocol Version"
 
@@ -269,7 +270,7 @@ class MqttLink:
         if self._takeover is not None:
             # Two clients with one id take turns, each holding the session until the
             # other's backoff expires: only a connection outlasting that clears the alarm.
-            hold = max(60.0, 3 * self.settings.reconnect_max_s)
+            hold = max(TAKEOVER_CLEAR_AFTER_S, 3 * self.settings.reconnect_max_s)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(hold):
                     await lost.wait()
@@ -277,7 +278,7 @@ class MqttLink:
             log.info("mqtt: the connection held for %.0f s: no other client takes the session over now", hold)
             self._takeover = None
             self._short_closes = 0
-            self._on_problem("session_takeover", None)
+            self._report("session_takeover", None)
         await lost.wait()
 
     async def _fail_back(self, preferred: BrokerUrl, lost: asyncio.Event) -> None:
@@ -452,6 +453,7 @@ class MqttLink:
         was = self.connected
         self.connected = False
         self.subscribed = False
+        self._lost.set()  # first: nothing below may keep the supervisor from hearing of it
         error = self.client.socket_error
         if self._connack is not None and not self._connack.done():
             # Dropped before CONNACK: a TLS alert about our certificate, or a broker that
@@ -467,8 +469,13 @@ class MqttLink:
                 log.warning("mqtt: connection to %s lost (%s)", broker, takeover or detail)
                 if takeover is not None and takeover != self._takeover:
                     self._takeover = takeover
-                    self._on_problem("session_takeover", takeover)
-        self._lost.set()
+                    self._report("session_takeover", takeover)
+
+    def _report(self, name: str, detail: str | None) -> None:
+        try:
+            self._on_problem(name, detail)
+        except Exception:
+            log.exception("mqtt: error reporting %s", name)
 
     def _takeover_seen(self, reason: ReasonCode, error: OSError | None) -> str | None:
         """Whether this loss shows another client with our id taking the session over."""
