@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from gatewayd.demo.local_broker import LocalBroker, find_mosquitto
 from tests.broker_engines import NatsCluster, RabbitMq, find_nats_server, find_rabbitmq_server
 from tests.mqtt_tools import (
     DaemonProcess,
@@ -118,4 +119,41 @@ def test_rabbitmq_mqtt_plugin_carries_reads_requests_and_an_outage(
         with Subscriber(rabbit.mqtt_port, [f"{P}/status"], protocol=3) as late:
             status = late.wait_for(f"{P}/status")
             assert status["state"] == "online"
+        assert "Traceback" not in d.log()
+
+
+@pytest.mark.nats
+@pytest.mark.skipif(find_nats_server() is None, reason="needs nats-server (apt-get install nats-server)")
+@pytest.mark.skipif(find_mosquitto() is None, reason="needs mosquitto (MQTT 5)")
+def test_fails_over_mid_stream_from_mqtt5_mosquitto_to_mqtt311_nats(
+    tmp_path: Path, scanner: PtyScanner, daemons: list[DaemonProcess]
+) -> None:
+    # One paho client for both: what is in flight on MQTT 5 is re-sent on 3.1.1.
+    with (
+        LocalBroker(workdir=tmp_path / "mosquitto") as mosquitto,
+        NatsCluster(tmp_path / "nats") as cluster,
+        Subscriber(mosquitto.port, [f"{P}/#"]) as wms5,
+        Subscriber(cluster.mqtt_ports[1], [f"{P}/#"], protocol=3) as wms3,
+    ):
+        cfg = auto_config(tmp_path, [mosquitto.url, cluster.urls[0]], scanner)
+        d = start_daemon(daemons, cfg, tmp_path)
+        wait_until(lambda: online(wms5) or not d.alive(), timeout=30, what="gateway online")
+        assert d.alive(), d.log()
+        assert f"connected to {mosquitto.url} as gatewayd-{GW} (MQTT 5)" in d.log()
+        writer = stream(scanner, 0, 600)
+        wait_until(lambda: len(seqs(wms5)) >= 200, timeout=30, what="stream under way")
+        mosquitto.kill()
+        wait_until(lambda: online(wms3), timeout=60, what="gateway online on NATS")
+        writer.join(60)
+        wait_until(lambda: last_seq_in(tmp_path) >= 600, timeout=30, what="all 600 reads captured")
+        wait_until(lambda: undelivered_in(tmp_path) == 0, timeout=60, what="outbox drained")
+        assert f"connected to {cluster.urls[0]} as gatewayd-{GW} (MQTT 3.1.1)" in d.log()
+        # What mosquitto acknowledged and died with is the WMS's to ask for (README:
+        # "Consuming events"); everything else arrived live.
+        missing = sorted(set(range(1, 601)) - seqs(wms5) - seqs(wms3))
+        if missing:
+            wms3.publish(f"{P}/request/replay", {"transaction": "gap", "from_seq": missing[0], "to_seq": missing[-1]})
+            assert wms3.wait_for(f"{P}/response/replay", lambda p: p.get("transaction") == "gap")["status"] == "ok"
+        wait_until(lambda: seqs(wms5) | seqs(wms3) >= set(range(1, 601)), timeout=30, what="every read")
+        assert seqs(wms3), "nothing went through NATS: the failover came after the stream"
         assert "Traceback" not in d.log()
