@@ -693,6 +693,7 @@ class Gateway:
             status["mqtt"] = {
                 "connected": self.link.connected,
                 "broker": str(self.link.broker) if self.link.broker else None,
+                "protocol": "5" if self.link.v5 else "3.1.1",  # with "auto", per broker
                 "last_error": self.link.last_error,
             }
         # Keyboard wedges count the keys that typed nothing outside a read (never published).

@@ -148,6 +148,9 @@ def test_fails_over_mid_stream_from_mqtt5_mosquitto_to_mqtt311_nats(
         wait_until(lambda: last_seq_in(tmp_path) >= 600, timeout=30, what="all 600 reads captured")
         wait_until(lambda: undelivered_in(tmp_path) == 0, timeout=60, what="outbox drained")
         assert f"connected to {cluster.urls[0]} as gatewayd-{GW} (MQTT 3.1.1)" in d.log()
+        wms3.publish(f"{P}/request/health", {"transaction": "h"})
+        health = wms3.wait_for(f"{P}/response/health", lambda p: p.get("transaction") == "h")["data"]["mqtt"]
+        assert (health["broker"], health["protocol"]) == (cluster.urls[0], "3.1.1")
         # What mosquitto acknowledged and died with is the WMS's to ask for (README:
         # "Consuming events"); everything else arrived live.
         missing = sorted(set(range(1, 601)) - seqs(wms5) - seqs(wms3))
