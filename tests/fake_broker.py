@@ -12,6 +12,7 @@ by ``mode``:
   CONNECT gets the 3.1.1 CONNACK "unacceptable protocol version" (return code 1) and a
   close, or just a close with ``refuse="close"``; a 3.1.1 CONNECT is forwarded, with
   everything after it, to the real broker on ``upstream_port``;
+- ``"close"``: closes without a CONNACK, a failed attempt (a broker not ready yet);
 - ``"takeover"``: answers CONNACK, then an MQTT 5 DISCONNECT with reason code 0x8E
   "Session taken over" (MQTT 5 section 3.14.2.1), and closes, as a broker does when
   another client connects with the same client id;
@@ -31,7 +32,7 @@ from typing import Literal, Self
 
 __all__ = ["FakeBroker"]
 
-Mode = Literal["connack_close", "takeover", "v311_only", "forward"]
+Mode = Literal["close", "connack_close", "takeover", "v311_only", "forward"]
 
 
 async def _read_packet(reader: asyncio.StreamReader) -> bytes:
@@ -120,7 +121,9 @@ class FakeBroker:
             level = _protocol_level(connect)
             self.attempts.append(level)
             self.attempt_times.append(time.monotonic())
-            if self.mode in ("connack_close", "takeover"):
+            if self.mode == "close":
+                pass
+            elif self.mode in ("connack_close", "takeover"):
                 # CONNACK: flags 0, reason/return code 0; MQTT 5 adds an empty property length.
                 writer.write(b"\x20\x03\x00\x00\x00" if level == 5 else b"\x20\x02\x00\x00")
                 if self.mode == "takeover" and level == 5:

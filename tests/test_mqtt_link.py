@@ -79,6 +79,28 @@ async def test_keeps_reconnecting_when_the_broker_closes_right_after_connack(
             assert lk.broker == BrokerUrl("mqtt", "127.0.0.1", fake.port)
 
 
+async def test_a_long_outage_before_does_not_slow_the_first_retry_of_a_dropped_connection() -> None:
+    # The backoff of failed attempts has grown to its maximum (1 s) when the broker starts
+    # accepting; the connection it accepts drops at once, and the retry comes after
+    # reconnect_min_s, growing from there.
+    with FakeBroker(mode="close") as fake:
+        s = MqttSettings(
+            brokers=(BrokerUrl("mqtt", "127.0.0.1", fake.port),),
+            protocol=3,
+            reconnect_min_s=0.05,
+            reconnect_max_s=1.0,
+        )
+        async with link(s):
+            await until(lambda: len(fake.attempts) >= 7, what="the failed attempts' backoff at its maximum")
+            fake.mode = "connack_close"
+            first = len(fake.attempts)
+            await until(lambda: len(fake.attempts) >= first + 3, what="three accepted connections")
+    t = fake.attempt_times
+    # Delays 0.05, 0.1, 0.2, 0.4, 0.8, then 1 s, each +-20 %: the 7th attempt waited 1 s.
+    assert t[first - 1] - t[first - 2] >= 0.75, t
+    assert t[first + 1] - t[first] < 0.3, t[first:]
+
+
 def same_id_client(port: int, client_id: str, *, protocol: int) -> paho.Client:
     """Another client with the link's id: connecting takes the session over."""
     c = paho.Client(

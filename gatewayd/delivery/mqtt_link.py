@@ -235,24 +235,27 @@ class MqttLink:
     # -- connection supervision ------------------------------------------------------
 
     async def _supervise(self) -> None:
-        backoff = Backoff(
-            initial=self.settings.reconnect_min_s, maximum=self.settings.reconnect_max_s
-        )
-        brokers = self.settings.brokers
+        s = self.settings
+        backoff = Backoff(initial=s.reconnect_min_s, maximum=s.reconnect_max_s)  # no broker reachable
+        # Connections accepted and dropped again at once, in a row: their own backoff, so
+        # a long outage before them does not make the first retry wait the maximum.
+        flapping = Backoff(initial=s.reconnect_min_s, maximum=s.reconnect_max_s)
+        brokers = s.brokers
         while not self._closing:
             for broker in brokers:
                 if await self._try(broker):
+                    backoff.reset()
                     lost = self._lost  # this connection's: made before its CONNECT went out
                     if broker == brokers[0] or not self.settings.failback_s:
                         await self._watch(lost)
                     else:
                         await self._fail_back(brokers[0], lost)
                     if self._lasted(STABLE_AFTER_S):
-                        backoff.reset()
+                        flapping.reset()
                         break  # after a loss start again from the first (preferred) broker
                     # Accepted, then dropped at once: a session takeover, a broker that
                     # closes the door, a proxy. Retry, but never in a tight loop.
-                    delay = backoff.next_delay()
+                    delay = flapping.next_delay()
                     log.info("mqtt: the connection did not last; next attempt in %.1f s", delay)
                     await asyncio.sleep(delay)
                     break
