@@ -61,6 +61,10 @@ def online(sub: Subscriber, since: int = 0) -> bool:
     return any(m.json()["state"] == "online" for m in sub.on(f"{P}/status")[since:])
 
 
+def went_offline(sub: Subscriber, since: int) -> bool:
+    return any(m.json()["state"] == "offline" for m in sub.on(f"{P}/status")[since:])
+
+
 @pytest.mark.nats
 @pytest.mark.skipif(find_nats_server() is None, reason="needs nats-server (apt-get install nats-server)")
 def test_nats_cluster_node_killed_mid_stream_every_read_arrives(
@@ -93,6 +97,10 @@ def test_nats_cluster_node_killed_mid_stream_every_read_arrives(
             assert sorted(by_seq) == list(range(1, 601))
             assert connected_to(d)[-1] in cluster.urls[1:]
             assert "Traceback" not in d.log()
+            # Last Will: the gateway dies without a word, the cluster says it is offline.
+            before = len(wms.on(f"{P}/status"))
+            d.kill9()
+            wait_until(lambda: went_offline(wms, before), timeout=30, what="the Last Will (offline)")
 
 
 @pytest.mark.rabbitmq
@@ -115,11 +123,14 @@ def test_rabbitmq_mqtt_plugin_carries_reads_requests_and_an_outage(
         wms.publish(f"{P}/request/replay", {"transaction": "r1", "from_seq": 1, "to_seq": 3})
         answer = wms.wait_for(f"{P}/response/replay", lambda p: p.get("transaction") == "r1")
         assert answer["status"] == "ok" and answer["data"]["count"] == 3
-        # Last Will and the retained status: a subscriber arriving now sees the gateway.
+        # The retained status: a subscriber arriving now sees the gateway.
         with Subscriber(rabbit.mqtt_port, [f"{P}/status"], protocol=3) as late:
             status = late.wait_for(f"{P}/status")
             assert status["state"] == "online"
         assert "Traceback" not in d.log()
+        before = len(wms.on(f"{P}/status"))
+        d.kill9()  # Last Will: no goodbye, and the broker says offline
+        wait_until(lambda: went_offline(wms, before), timeout=30, what="the Last Will (offline)")
 
 
 @pytest.mark.nats
