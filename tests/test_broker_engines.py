@@ -101,6 +101,11 @@ def test_nats_cluster_node_killed_mid_stream_every_read_arrives(
             before = len(wms.on(f"{P}/status"))
             d.kill9()
             wait_until(lambda: went_offline(wms, before), timeout=30, what="the Last Will (offline)")
+            # Persistent session: a request sent while the gateway is down waits for it.
+            wms.publish(f"{P}/request/health", {"transaction": "while-down"})
+            d.start()
+            answer = wms.wait_for(f"{P}/response/health", lambda p: p.get("transaction") == "while-down", timeout=30)
+            assert answer["status"] == "ok"
 
 
 @pytest.mark.rabbitmq
@@ -131,6 +136,11 @@ def test_rabbitmq_mqtt_plugin_carries_reads_requests_and_an_outage(
         before = len(wms.on(f"{P}/status"))
         d.kill9()  # Last Will: no goodbye, and the broker says offline
         wait_until(lambda: went_offline(wms, before), timeout=30, what="the Last Will (offline)")
+        # Persistent session: a request sent while the gateway is down waits for it.
+        wms.publish(f"{P}/request/health", {"transaction": "while-down"})
+        d.start()
+        answer = wms.wait_for(f"{P}/response/health", lambda p: p.get("transaction") == "while-down", timeout=30)
+        assert answer["status"] == "ok"
 
 
 @pytest.mark.nats
