@@ -106,11 +106,16 @@ class NatsCluster:
         self.workdir.mkdir(parents=True, exist_ok=True)
         routes = ", ".join(f'"nats://127.0.0.1:{p}"' for p in self.route_ports)
         conf = self.workdir / f"nats-{i + 1}.conf"
+        cluster = (
+            f"cluster {{ name: gatewayd-test, listen: 127.0.0.1:{self.route_ports[i]}, routes: [{routes}] }}\n"
+            if self.nodes > 1
+            else ""
+        )
         conf.write_text(
             f"server_name: n{i + 1}\n"
             f"listen: 127.0.0.1:{self.client_ports[i]}\n"
             f'jetstream {{ store_dir: "{self.workdir / f"store-{i + 1}"}" }}\n'
-            f"cluster {{ name: gatewayd-test, listen: 127.0.0.1:{self.route_ports[i]}, routes: [{routes}] }}\n"
+            f"{cluster}"
             f"mqtt {{ listen: 127.0.0.1:{self.mqtt_ports[i]}, stream_replicas: {self.nodes} }}\n"
         )
         with self.log(i).open("ab") as log:

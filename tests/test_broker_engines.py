@@ -27,6 +27,7 @@ from tests.mqtt_tools import (
     wait_until,
 )
 from tests.pty_scanner import PtyScanner
+from tests.test_mqtt_link import SUSPECTED_TAKEOVER, taken_over_three_times
 
 GW = "engine-gw"
 P = f"gatewayd/{GW}"
@@ -181,3 +182,11 @@ def test_fails_over_mid_stream_from_mqtt5_mosquitto_to_mqtt311_nats(
         wait_until(lambda: seqs(wms5) | seqs(wms3) >= set(range(1, 601)), timeout=30, what="every read")
         assert seqs(wms3), "nothing went through NATS: the failover came after the stream"
         assert "Traceback" not in d.log()
+
+
+@pytest.mark.nats
+@pytest.mark.skipif(find_nats_server() is None, reason="needs nats-server (apt-get install nats-server)")
+async def test_a_session_takeover_on_nats_is_named(tmp_path: Path) -> None:
+    # NATS closes the connection of a client taken over, without a word (MQTT 3.1.1).
+    with NatsCluster(tmp_path / "nats", nodes=1) as nats:
+        assert await taken_over_three_times(nats.mqtt_ports[0], 3) == [("session_takeover", SUSPECTED_TAKEOVER)]

@@ -147,6 +147,29 @@ async def test_the_takeover_alarm_clears_once_a_connection_holds(
             assert [p for p in problems if p[1] is None] == [("session_takeover", None)]
 
 
+SUSPECTED_TAKEOVER = (
+    "the broker closed 3 connections in a row soon after accepting them: another client with id "
+    "'gatewayd-link-test' likely takes over the session: is gateway.id unique? "
+    "(if it is, the broker's log says why it closes them)"
+)
+
+
+async def taken_over_three_times(port: int, protocol: int) -> list[tuple[str, str | None]]:
+    """Let another client with the link's id take its session 3 times; the problems seen."""
+    problems: list[tuple[str, str | None]] = []
+    async with link(settings(port, protocol=protocol), on_problem=lambda *p: problems.append(p)) as lk:
+        for kick in range(3):
+            await until(lambda: lk.connected, what=f"the link connected before kick {kick + 1}")
+            assert problems == []
+            other = await asyncio.to_thread(same_id_client, port, lk.client_id, protocol=protocol)
+            await until(lambda: not lk.connected, what=f"kick {kick + 1}")
+            other.disconnect()
+            other.loop_stop()
+        await until(lambda: problems, what="a session-takeover problem")
+        await until(lambda: lk.connected, what="the link connected again")
+    return problems
+
+
 @needs_mosquitto
 @pytest.mark.parametrize("protocol", [5, 3])
 async def test_suspects_a_session_takeover_after_repeated_short_connections(
@@ -155,26 +178,8 @@ async def test_suspects_a_session_takeover_after_repeated_short_connections(
     # MQTT 3.1.1 has no DISCONNECT from the broker, and mosquitto 2.0 closes an MQTT 5
     # client taken over without one too: the link only sees closes soon after
     # connecting, again and again, while the broker itself is up.
-    problems: list[tuple[str, str | None]] = []
     with LocalBroker(workdir=tmp_path / "broker") as broker:
-        async with link(settings(broker.port, protocol=protocol), on_problem=lambda *p: problems.append(p)) as lk:
-            for kick in range(3):
-                await until(lambda: lk.connected, what=f"the link connected before kick {kick + 1}")
-                assert problems == []
-                other = await asyncio.to_thread(same_id_client, broker.port, lk.client_id, protocol=protocol)
-                await until(lambda: not lk.connected, what=f"kick {kick + 1}")
-                other.disconnect()
-                other.loop_stop()
-            await until(lambda: problems, what="a session-takeover problem")
-            assert problems == [
-                (
-                    "session_takeover",
-                    "the broker closed 3 connections in a row soon after accepting them: another client with id "
-                    "'gatewayd-link-test' likely takes over the session: is gateway.id unique? "
-                    "(if it is, the broker's log says why it closes them)",
-                )
-            ]
-            await until(lambda: lk.connected, what="the link connected again")
+        assert await taken_over_three_times(broker.port, protocol) == [("session_takeover", SUSPECTED_TAKEOVER)]
     assert "likely takes over the session" in caplog.text
 
 
