@@ -485,8 +485,10 @@ class MqttLink:
         if reason.value == SESSION_TAKEN_OVER:
             return f"another client with id {self.client_id!r} took over the session: is gateway.id unique?"
         # MQTT 3.1.1 section 3.1.4: the server disconnects the existing client, without a
-        # word. Seen from here: accepted, then closed by the broker (no error), soon, again.
-        by_broker = isinstance(error, ConnectionResetError) and error.errno == 0
+        # word. Seen from here: accepted, then closed by the broker, soon, again. A close
+        # with our bytes still unread in the broker's socket arrives as a reset, or as a
+        # broken pipe when we write next; a timeout is the network, not the broker.
+        by_broker = isinstance(error, ConnectionResetError | BrokenPipeError)
         if not by_broker or self._lasted(STABLE_AFTER_S):
             self._short_closes = 0
             return None
