@@ -124,6 +124,7 @@ class Gateway:
             max_payload_bytes=settings.mqtt.max_payload_bytes,
             publish=self._publish_response,
             spawn=self.background,
+            response_topic_prefixes=settings.mqtt.response_topic_prefixes,
         )
 
     # -- lifecycle -------------------------------------------------------------------
@@ -160,6 +161,7 @@ class Gateway:
                 on_connected=self._on_connected,
                 on_ack=self._on_ack,
                 on_message=self._on_message,
+                on_problem=self._set_alarm,
                 max_inflight=s.outbox.inflight + 100,
             )
             self.link = link
@@ -691,6 +693,7 @@ class Gateway:
             status["mqtt"] = {
                 "connected": self.link.connected,
                 "broker": str(self.link.broker) if self.link.broker else None,
+                "protocol": "5" if self.link.v5 else "3.1.1",  # with "auto", per broker
                 "last_error": self.link.last_error,
             }
         # Keyboard wedges count the keys that typed nothing outside a read (never published).

@@ -118,7 +118,7 @@ def test_check_valid_config_prints_the_effective_config(tmp_path: Path) -> None:
     data = effective_config(result.stdout)
     assert data["gateway"] == {"id": "dock-pi-03", "site": "ams1", "state_dir": str(tmp_path / "state")}
     # Defaults are spelled out, so the engineer sees what is in effect.
-    assert data["mqtt"]["protocol"] == 5 and data["mqtt"]["topic_prefix"] == "gatewayd"
+    assert data["mqtt"]["protocol"] == "auto" and data["mqtt"]["topic_prefix"] == "gatewayd"
     assert data["outbox"]["synchronous"] == "full" and data["outbox"]["max_events"] == 1_000_000
     assert data["decode"]["lot_pattern"] == r"^[A-Z0-9]{2,8}-\d{8}-\d{4}$"
     assert data["decode"]["separator_substitutes"] == ["|"]

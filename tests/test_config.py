@@ -274,8 +274,27 @@ INVALID: list[tuple[str, dict[str, Any], list[str], str]] = [
         ["mqtt.username"],
         "username is required",
     ),
-    ("bad protocol", with_(mqtt={"protocol": 4}), ["mqtt.protocol"], "expected one of 3, 5, got 4"),
-    ("protocol as string", with_(mqtt={"protocol": "5"}), ["mqtt.protocol"], "expected an integer, got '5'"),
+    ("bad protocol", with_(mqtt={"protocol": 4}), ["mqtt.protocol"], "expected one of 'auto', 3, 5, got 4"),
+    ("protocol as string", with_(mqtt={"protocol": "5"}), ["mqtt.protocol"], "expected one of 'auto', 3, 5, got '5'"),
+    ("protocol as float", with_(mqtt={"protocol": 5.0}), ["mqtt.protocol"], "expected an integer or a string, got 5.0"),
+    (
+        "response topic prefix with a wildcard",
+        with_(mqtt={"response_topic_prefixes": ["wms/replies", "wms/#"]}),
+        ["mqtt.response_topic_prefixes[1]"],
+        "expected topic levels without '#', '+' or leading/trailing '/', got 'wms/#'",
+    ),
+    (
+        "response topic prefix of the broker",
+        with_(mqtt={"response_topic_prefixes": ["$SYS"]}),
+        ["mqtt.response_topic_prefixes[0]"],
+        "topics starting with '$' belong to the broker, got '$SYS'",
+    ),
+    (
+        "response topic prefix not a string",
+        with_(mqtt={"response_topic_prefixes": [5]}),
+        ["mqtt.response_topic_prefixes[0]"],
+        "expected a topic prefix string, got 5",
+    ),
     ("topic prefix with wildcard", with_(mqtt={"topic_prefix": "plant/#"}), ["mqtt.topic_prefix"], "without '#', '+'"),
     (
         "topic prefix with trailing slash",
@@ -524,7 +543,7 @@ def test_minimal_config_gets_the_documented_defaults() -> None:
     assert s.gateway == GatewaySettings(id="gw", site=None, state_dir=Path("/var/lib/gatewayd"))
     assert s.mqtt == MqttSettings()
     assert s.mqtt.brokers == (BrokerUrl("mqtt", "localhost", 1883),)
-    assert (s.mqtt.topic_prefix, s.mqtt.protocol, s.mqtt.client_id) == ("gatewayd", 5, None)
+    assert (s.mqtt.topic_prefix, s.mqtt.protocol, s.mqtt.client_id) == ("gatewayd", "auto", None)
     assert s.outbox == OutboxSettings(
         max_events=1_000_000,
         max_bytes=512 * 1024 * 1024,

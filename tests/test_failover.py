@@ -90,7 +90,8 @@ def test_failover_between_two_brokers_loses_nothing(
         cfg = config(tmp_path, [first.url, second.url], scanner)
         d = start_daemon(daemons, cfg, tmp_path)
         wait_online(sub2, d, root=P)
-        assert answered_health(sub2, "h1")["data"]["mqtt"]["broker"] == second.url
+        health = answered_health(sub2, "h1")["data"]["mqtt"]
+        assert (health["broker"], health["protocol"]) == (second.url, "5")
         sub2.wait_for(f"{P}/devices/dock-03-left/state", lambda p: p["state"] == "connected")
         stream(scanner, 0, 300).join(30)
         wait_until(lambda: seqs(sub2) >= set(range(1, 301)), timeout=20, what="first 300 at the second broker")

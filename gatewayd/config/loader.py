@@ -335,13 +335,23 @@ def _parse_mqtt(root: Table, problems: Problems) -> MqttSettings:
             return f"expected topic levels without '#', '+' or leading/trailing '/', got {value!r}"
         return None
 
-    def key(name: str, kind: type, check: Check | None = None) -> Any:
+    def key(name: str, kind: type | tuple[type, ...], check: Check | None = None) -> Any:
         return _key(t, MqttSettings, name, kind, check=check)
+
+    response_prefixes: list[str] = []
+    for i, item in enumerate(key("response_topic_prefixes", list)):
+        problem = topic_prefix(item) if isinstance(item, str) else f"expected a topic prefix string, got {item!r}"
+        if problem is None and item.startswith("$"):
+            problem = f"topics starting with '$' belong to the broker, got {item!r}"
+        if problem is None:
+            response_prefixes.append(item)
+        else:
+            problems.add(f"mqtt.response_topic_prefixes[{i}]", problem)
 
     settings = MqttSettings(
         brokers=tuple(brokers) or MqttSettings().brokers,
         topic_prefix=key("topic_prefix", str, topic_prefix),
-        protocol=key("protocol", int, _choice(MqttProtocol)),
+        protocol=key("protocol", (int, str), _choice(MqttProtocol)),
         client_id=key("client_id", str, _nonempty),
         username=key("username", str, _nonempty),
         password_file=_opt_path(key("password_file", str, _path)),
@@ -353,6 +363,7 @@ def _parse_mqtt(root: Table, problems: Problems) -> MqttSettings:
         reconnect_min_s=key("reconnect_min_s", float, _in_range(0.05, 60)),
         reconnect_max_s=key("reconnect_max_s", float, _in_range(0.1, 3600)),
         failback_s=key("failback_s", float, _in_range(0, 86400)),
+        response_topic_prefixes=tuple(response_prefixes),
     )
     if t.raw("password") is not MISSING:
         problems.add(

@@ -57,7 +57,7 @@ STEPS: tuple[Step, ...] = get_args(Step)
 
 BrokerScheme = Literal["mqtt", "mqtts"]
 MQTT_PORTS: dict[BrokerScheme, int] = {"mqtt": 1883, "mqtts": 8883}  # IANA-registered MQTT ports
-MqttProtocol = Literal[3, 5]  # MQTT 3.1.1 or 5
+MqttProtocol = Literal["auto", 3, 5]  # 5, falling back to 3.1.1 per broker; MQTT 3.1.1; MQTT 5
 Synchronous = Literal["full", "normal"]  # SQLite PRAGMA synchronous
 LogLevel = Literal["debug", "info", "warning", "error"]
 PrinterDriver = Literal["zpl", "escpos"]
@@ -101,7 +101,7 @@ class BrokerUrl:
 class MqttSettings:
     brokers: tuple[BrokerUrl, ...] = (BrokerUrl("mqtt", "localhost", MQTT_PORTS["mqtt"]),)
     topic_prefix: str = "gatewayd"
-    protocol: MqttProtocol = 5
+    protocol: MqttProtocol = "auto"
     client_id: str | None = None  # default: gatewayd-{gateway.id}
     username: str | None = None
     password_file: Path | None = None
@@ -113,6 +113,8 @@ class MqttSettings:
     reconnect_min_s: float = 0.5
     reconnect_max_s: float = 30.0
     failback_s: float = 300.0  # on a fallback broker, look this often for the first one; 0 = stay
+    # Where MQTT 5 response topics outside the gateway's own tree may point; empty: anywhere.
+    response_topic_prefixes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

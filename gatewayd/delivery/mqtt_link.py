@@ -4,9 +4,19 @@ paho's socket callbacks hand its socket to the event loop (the aiomqtt approach)
 every paho callback runs on the loop thread: no locks between MQTT and the outbox. Only
 the blocking TCP/TLS connect runs in a worker thread.
 
-Brokers are tried in configured order; after a failed round the link waits a capped,
-jittered delay. paho keeps QoS 1 messages it was handed and re-sends them after a
-reconnect, to whichever broker it reaches, in the order they were handed over.
+Brokers are tried in configured order; after a failed round, or after a connection
+that did not last, the link waits a capped, jittered delay. paho keeps QoS 1 messages
+it was handed and re-sends them after a reconnect, to whichever broker it reaches, in
+the order they were handed over.
+
+Each connection attempt gets its own "lost" event, created before the CONNECT goes
+out: paho may read the CONNACK and the close in one callback (it reads as many packets
+as it has messages in flight), so a loss can be processed before the supervisor even
+learns that the connection was accepted, and it must not be forgotten.
+
+With ``protocol = "auto"`` each broker is first asked for MQTT 5; a broker that refuses
+it (CONNACK "unsupported protocol version", or a close before any CONNACK) is spoken
+to in MQTT 3.1.1 from then on, on the same paho client, so the messages in flight stay.
 """
 
 from __future__ import annotations
@@ -30,15 +40,23 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from gatewayd.config import BrokerUrl, MqttSettings
-from gatewayd.delivery.paho_adapter import PahoClient, inflight_count, use_tls
+from gatewayd.delivery.paho_adapter import PahoClient, inflight_count, set_protocol, use_tls
 from gatewayd.errors import ConfigError
 from gatewayd_drivers.backoff import Backoff
 
-__all__ = ["Message", "MqttLink", "check_credentials"]
+__all__ = ["Message", "MqttLink", "ProblemCallback", "check_credentials"]
 
 log = logging.getLogger("gatewayd.mqtt")
 
 SESSION_EXPIRY_S = 7 * 24 * 3600  # broker keeps our subscriptions and queued requests a week
+STABLE_AFTER_S = 10.0  # a connection that lasted this long was healthy: reconnect at once
+TAKEOVER_SUSPECT_AFTER = 3  # short connections in a row, each closed by the broker
+TAKEOVER_CLEAR_AFTER_S = 60.0  # at least; a connection this long ends a takeover alarm
+SESSION_TAKEN_OVER = 0x8E  # MQTT 5 section 3.14.2.1: DISCONNECT reason "Session taken over"
+UNSUPPORTED_PROTOCOL = 0x84  # MQTT 5 section 3.2.2.2: CONNACK "Unsupported Protocol Version"
+
+ProblemCallback = Callable[[str, str | None], None]
+"""``(name, detail)``: a problem the link sees (``detail``), or that it is over (``None``)."""
 
 
 class Message:
@@ -60,6 +78,9 @@ class MqttLink:
 
     ``on_connected`` runs on every (re)connect after CONNACK, ``on_ack(mid, ok, reason)``
     for every PUBACK, ``on_message`` for every message on the subscribed filters.
+    ``on_problem(name, detail)`` reports a condition an operator must fix (another
+    client taking the session over: ``"session_takeover"``), and ``detail=None`` once it
+    is over; the daemon turns it into an alarm on the status topic.
     """
 
     def __init__(
@@ -73,6 +94,7 @@ class MqttLink:
         on_connected: Callable[[], None] = lambda: None,
         on_ack: Callable[[int, bool, str], None] = lambda mid, ok, reason: None,
         on_message: Callable[[Message], None] = lambda msg: None,
+        on_problem: ProblemCallback = lambda name, detail: None,
         max_inflight: int = 200,
     ) -> None:
         self.settings = settings
@@ -81,7 +103,11 @@ class MqttLink:
         self._on_connected = on_connected
         self._on_ack = on_ack
         self._on_message = on_message
-        self.v5 = settings.protocol == 5
+        self._on_problem = on_problem
+        # The protocol of the current (or next) connection; with "auto", per broker.
+        self.v5 = settings.protocol != 3
+        self._v311_brokers: set[BrokerUrl] = set()  # brokers that refused MQTT 5 ("auto")
+        self._told_v311: set[BrokerUrl] = set()  # the fallback is logged once per broker
         self.connected = False
         self.subscribed = False  # the request subscription is acknowledged
         self.broker: BrokerUrl | None = None  # of the current (or last) connection
@@ -93,7 +119,10 @@ class MqttLink:
         self._task: asyncio.Task[None] | None = None
         self._misc_task: asyncio.Task[None] | None = None
         self._connack: asyncio.Future[ReasonCode] | None = None
-        self._lost = asyncio.Event()
+        self._lost = asyncio.Event()  # replaced, never cleared: one per connection attempt
+        self._connected_at: float | None = None  # monotonic, of the current connection
+        self._short_closes = 0  # connections in a row the broker closed soon after accepting
+        self._takeover: str | None = None  # the session-takeover problem being reported
         self._closing = False
         self._sock: socket.socket | None = None
 
@@ -206,45 +235,109 @@ class MqttLink:
     # -- connection supervision ------------------------------------------------------
 
     async def _supervise(self) -> None:
-        backoff = Backoff(
-            initial=self.settings.reconnect_min_s, maximum=self.settings.reconnect_max_s
-        )
-        brokers = self.settings.brokers
+        s = self.settings
+        backoff = Backoff(initial=s.reconnect_min_s, maximum=s.reconnect_max_s)  # no broker reachable
+        # Connections accepted and dropped again at once, in a row: their own backoff, so
+        # a long outage before them does not make the first retry wait the maximum.
+        flapping = Backoff(initial=s.reconnect_min_s, maximum=s.reconnect_max_s)
+        brokers = s.brokers
         while not self._closing:
             for broker in brokers:
                 if await self._try(broker):
                     backoff.reset()
-                    self._lost.clear()
+                    lost = self._lost  # this connection's: made before its CONNECT went out
                     if broker == brokers[0] or not self.settings.failback_s:
-                        await self._lost.wait()
+                        await self._watch(lost)
                     else:
-                        await self._fail_back(brokers[0])
-                    break  # after a loss start again from the first (preferred) broker
+                        await self._fail_back(brokers[0], lost)
+                    if self._lasted(STABLE_AFTER_S):
+                        flapping.reset()
+                        break  # after a loss start again from the first (preferred) broker
+                    # Accepted, then dropped at once: a session takeover, a broker that
+                    # closes the door, a proxy. Retry, but never in a tight loop.
+                    delay = flapping.next_delay()
+                    log.info("mqtt: the connection did not last; next attempt in %.1f s", delay)
+                    await asyncio.sleep(delay)
+                    break
+                self._short_closes = 0  # a failed connect breaks a run of takeovers
             else:
                 delay = backoff.next_delay()
                 log.info("mqtt: no broker reachable; next attempt in %.1f s", delay)
                 await asyncio.sleep(delay)
 
-    async def _fail_back(self, preferred: BrokerUrl) -> None:
+    def _lasted(self, seconds: float) -> bool:
+        return self._connected_at is not None and time.monotonic() - self._connected_at >= seconds
+
+    async def _watch(self, lost: asyncio.Event) -> None:
+        """Wait for the loss of this connection; clear a takeover alarm once it held long."""
+        if self._takeover is not None:
+            # Two clients with one id take turns, each holding the session until the
+            # other's backoff expires: only a connection outlasting that clears the alarm.
+            hold = max(TAKEOVER_CLEAR_AFTER_S, 3 * self.settings.reconnect_max_s)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(hold):
+                    await lost.wait()
+                return
+            log.info("mqtt: the connection held for %.0f s: no other client takes the session over now", hold)
+            self._takeover = None
+            self._short_closes = 0
+            self._report("session_takeover", None)
+        await lost.wait()
+
+    async def _fail_back(self, preferred: BrokerUrl, lost: asyncio.Event) -> None:
         """While on a fallback broker, look every ``failback_s`` whether the preferred one
         accepts connections again, and move back to it (paho re-sends what is in flight)."""
         interval = self.settings.failback_s
-        while not self._lost.is_set():
+        while not lost.is_set():
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(interval):
-                    await self._lost.wait()
+                    await lost.wait()
                 return
             if await _reachable(preferred):
                 log.info("mqtt: preferred broker %s is reachable again; moving back to it", preferred)
                 self.client.disconnect()
-                await self._lost.wait()
+                await lost.wait()
                 return
 
     async def _try(self, broker: BrokerUrl) -> bool:
+        """Connect to ``broker``; with protocol "auto", fall back to 3.1.1 if it refuses 5."""
+        v5 = self.settings.protocol == 5 or (self.settings.protocol == "auto" and broker not in self._v311_brokers)
+        outcome = await self._connect(broker, v5=v5)
+        if outcome is True:
+            return True
+        if v5 and self.settings.protocol == "auto" and outcome is not False:
+            if broker not in self._told_v311:
+                self._told_v311.add(broker)
+                log.warning(
+                    "mqtt: %s does not speak MQTT 5 (%s); trying MQTT 3.1.1 with it "
+                    "(set mqtt.protocol = 3 to skip this)",
+                    broker,
+                    outcome,
+                )
+            if await self._connect(broker, v5=False) is True:
+                # Remembered only once 3.1.1 works: a close for another reason must not
+                # cost a broker that speaks 5 its MQTT 5 features for good.
+                self._v311_brokers.add(broker)
+                return True
+            return False
+        if v5 and outcome is not False:
+            self._note_failure(
+                broker, f"{outcome}: it does not seem to speak MQTT 5 (set mqtt.protocol = \"auto\" or 3)"
+            )
+        return False
+
+    async def _connect(self, broker: BrokerUrl, *, v5: bool) -> bool | str:
+        """One attempt: True when connected, False when failed (and said so), or a
+        description when the broker refused MQTT 5 (left to the caller to report)."""
         loop = asyncio.get_running_loop()
         connack = self._connack = loop.create_future()
+        # Before the CONNECT: whenever paho reports this connection's loss, it is kept.
+        self._lost = asyncio.Event()
         self._attempt = broker
         self.client.socket_error = None
+        if v5 != self.v5 or self.settings.protocol == "auto":
+            set_protocol(self.client, v5=v5)
+            self.v5 = v5
         kwargs: dict[str, Any] = {}
         if self.v5:
             props = _properties(PacketTypes.CONNECT)
@@ -254,7 +347,8 @@ class MqttLink:
             # One client serves the whole broker list; paho has no per-connect TLS switch,
             # so a list mixing mqtt:// and mqtts:// flips its flag before each attempt.
             use_tls(self.client, broker.tls)
-        log.debug("mqtt: connecting to %s", broker)
+        log.debug("mqtt: connecting to %s (MQTT %s)", broker, "5" if v5 else "3.1.1")
+        sent = False
         try:
             rc = await asyncio.to_thread(
                 self.client.connect,
@@ -265,21 +359,29 @@ class MqttLink:
             )
             if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
                 raise self.client.socket_error or ConnectionError(paho.error_string(rc))
+            sent = True
             # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
             # that coincides with the CONNACK, and shutdown would then hang here.
             async with asyncio.timeout(15):
                 reason = await connack
         except (OSError, ssl.SSLError, TimeoutError, ValueError) as exc:
-            self._note_failure(broker, _describe(exc))
             self._drop_socket()
+            closed = isinstance(exc, ConnectionResetError | BrokenPipeError) and not isinstance(exc, ssl.SSLError)
+            if v5 and sent and closed:
+                # MQTT 3.1.1 section 3.1.2.2 wants CONNACK 0x01 for a protocol level the
+                # server does not support (NATS sends it); RabbitMQ 3.10 just closes.
+                return f"it closed the connection after the MQTT 5 CONNECT, without a CONNACK ({_describe(exc)})"
+            self._note_failure(broker, _describe(exc))
             return False
         finally:
             # Cancelled (shutdown) or failed: nobody will await this CONNACK any more.
             if not connack.done():
                 connack.cancel()
         if reason.is_failure:
-            self._note_failure(broker, self._refusal(reason))
             self._drop_socket()
+            if v5 and reason.value == UNSUPPORTED_PROTOCOL:
+                return f"CONNACK: {reason}"
+            self._note_failure(broker, self._refusal(reason))
             return False
         return True
 
@@ -334,6 +436,7 @@ class MqttLink:
             return
         self.connected = True
         self.connected_since = time.time()
+        self._connected_at = time.monotonic()
         self.last_error = None
         self.broker = self._attempt  # before on_connected: its callbacks name the broker
         broker = str(self.broker) if self.broker else f"{client.host}:{client.port}"
@@ -353,6 +456,7 @@ class MqttLink:
         was = self.connected
         self.connected = False
         self.subscribed = False
+        self._lost.set()  # first: nothing below may keep the supervisor from hearing of it
         error = self.client.socket_error
         if self._connack is not None and not self._connack.done():
             # Dropped before CONNACK: a TLS alert about our certificate, or a broker that
@@ -364,8 +468,38 @@ class MqttLink:
             else:
                 broker = str(self.broker) if self.broker else f"{client.host}:{client.port}"
                 detail = _describe(error) if error is not None else str(reason)
-                log.warning("mqtt: connection to %s lost (%s)", broker, detail)
-        self._lost.set()
+                takeover = self._takeover_seen(reason, error)
+                log.warning("mqtt: connection to %s lost (%s)", broker, takeover or detail)
+                if takeover is not None and takeover != self._takeover:
+                    self._takeover = takeover
+                    self._report("session_takeover", takeover)
+
+    def _report(self, name: str, detail: str | None) -> None:
+        try:
+            self._on_problem(name, detail)
+        except Exception:
+            log.exception("mqtt: error reporting %s", name)
+
+    def _takeover_seen(self, reason: ReasonCode, error: OSError | None) -> str | None:
+        """Whether this loss shows another client with our id taking the session over."""
+        if reason.value == SESSION_TAKEN_OVER:
+            return f"another client with id {self.client_id!r} took over the session: is gateway.id unique?"
+        # MQTT 3.1.1 section 3.1.4: the server disconnects the existing client, without a
+        # word. Seen from here: accepted, then closed by the broker, soon, again. A close
+        # with our bytes still unread in the broker's socket arrives as a reset, or as a
+        # broken pipe when we write next; a timeout is the network, not the broker.
+        by_broker = isinstance(error, ConnectionResetError | BrokenPipeError)
+        if not by_broker or self._lasted(STABLE_AFTER_S):
+            self._short_closes = 0
+            return None
+        self._short_closes += 1
+        if self._short_closes < TAKEOVER_SUSPECT_AFTER:
+            return None
+        return (
+            f"the broker closed {self._short_closes} connections in a row soon after accepting them: "
+            f"another client with id {self.client_id!r} likely takes over the session: is gateway.id unique? "
+            "(if it is, the broker's log says why it closes them)"
+        )
 
     def _handle_subscribe(
         self, client: paho.Client, userdata: Any, mid: int, reasons: list[ReasonCode], properties: Properties | None

@@ -7,7 +7,11 @@ paho-mqtt 2.x has no public way to do three things the link needs:
   our certificate): :class:`PahoClient` wraps ``_sock_recv`` and ``_sock_send``;
 - count the QoS 1 messages waiting for their PUBACK: ``_out_messages``;
 - switch TLS on or off per connection attempt, for a broker list that mixes ``mqtt://``
-  and ``mqtts://``: ``_ssl``.
+  and ``mqtts://``: ``_ssl``;
+- switch the protocol version between attempts (``protocol = "auto"`` falls back to
+  3.1.1 for a broker that refuses MQTT 5) on the same client, so the QoS 1 messages it
+  holds are re-sent rather than lost with a new client: ``_protocol`` and
+  ``_clean_session``.
 
 pyproject pins paho-mqtt to one minor version, and :func:`check_internals`, run by the
 test suite, fails loudly, naming what changed, the day a release moves any of them.
@@ -18,9 +22,9 @@ from __future__ import annotations
 import inspect
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-__all__ = ["PahoClient", "PahoInternalsChanged", "check_internals", "inflight_count", "use_tls"]
+__all__ = ["PahoClient", "PahoInternalsChanged", "check_internals", "inflight_count", "set_protocol", "use_tls"]
 
 
 class PahoInternalsChanged(RuntimeError):
@@ -28,7 +32,7 @@ class PahoInternalsChanged(RuntimeError):
 
 
 _METHODS = {"_sock_recv": ["self", "bufsize"], "_sock_send": ["self", "buf"]}
-_ATTRIBUTES = ("_out_messages", "_ssl")
+_ATTRIBUTES = ("_out_messages", "_ssl", "_protocol")
 
 
 def check_internals() -> None:
@@ -44,6 +48,10 @@ def check_internals() -> None:
     problems += [f"paho.Client instances no longer have {name}" for name in _ATTRIBUTES if not hasattr(probe, name)]
     if not isinstance(getattr(probe, "_out_messages", None), dict):
         problems.append("paho.Client._out_messages is no longer a dict of in-flight messages")
+    v311 = paho.Client(CallbackAPIVersion.VERSION2, client_id="probe", protocol=MQTTProtocolVersion.MQTTv311,
+                       clean_session=False)
+    if getattr(v311, "_clean_session", None) is not False:
+        problems.append("paho.Client instances no longer keep clean_session in _clean_session")
     if problems:
         raise PahoInternalsChanged(
             f"paho-mqtt {getattr(paho, '__version__', '?')} changed internals gatewayd uses: {'; '.join(problems)}"
@@ -85,3 +93,15 @@ def inflight_count(client: paho.Client) -> int:
 def use_tls(client: paho.Client, on: bool) -> None:
     """Make the next ``connect`` use TLS or not; the context was set once by ``tls_set_context``."""
     client._ssl = on
+
+
+def set_protocol(client: paho.Client, *, v5: bool) -> None:
+    """Make the next ``connect`` speak MQTT 5 or 3.1.1 (with a persistent session).
+
+    paho fixes the version in its constructor; the packets it builds and parses read
+    ``_protocol`` at each use, and a 3.1.1 CONNECT takes its clean-session flag from
+    ``_clean_session`` (MQTT 5 passes ``clean_start`` to ``connect`` instead).
+    """
+    client._protocol = MQTTProtocolVersion.MQTTv5 if v5 else MQTTProtocolVersion.MQTTv311
+    if not v5:
+        client._clean_session = False

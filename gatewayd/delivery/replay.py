@@ -38,12 +38,14 @@ class Replay:
         check_fields(body, {"from_seq", "to_seq"})
         last = self.outbox.last_seq
         start = int_field(body, "from_seq", minimum=1)
-        end = int_field(body, "to_seq", default=last, minimum=1)
-        if end < start:
+        # to_seq is validated only when sent: an error must name a field the requester sent.
+        end = int_field(body, "to_seq", minimum=1) if "to_seq" in body else None
+        if end is not None and end < start:
             raise PayloadError(f"to_seq ({end}) must not be smaller than from_seq ({start})")
         if start > last:
-            raise PayloadError(f"from_seq {start} is beyond the last captured seq {last}")
-        end = min(end, last)
+            captured = f"the last captured seq {last}" if last else "no event captured yet"
+            raise PayloadError(f"from_seq {start} is beyond {captured}")
+        end = last if end is None else min(end, last)
         if end - start + 1 > REPLAY_MAX_EVENTS:
             raise PayloadError(f"at most {REPLAY_MAX_EVENTS} events per replay request, asked for {end - start + 1}")
         stats = self.outbox.stats()
