@@ -141,7 +141,9 @@ def test_demo_piped_into_head_stops_in_order(tmp_path: Path) -> None:
     # The demo's WMS view writes from the MQTT thread; a closed pipe there ends the demo
     # the way Ctrl-C does (gateway offline, broker stopped), not with a dead view.
     out = tmp_path / "demo-out"
-    line, status, stderr = read_one_line_then_close(["demo", "--speed", "5", "--out", str(out)], tmp_path, timeout=60)
+    line, status, stderr = read_one_line_then_close(
+        ["demo", "--speed", "5", "--out", str(out), "--http-port", "0"], tmp_path, timeout=60
+    )
     assert line.startswith(b"gatewayd demo: ")
     assert status == 141
     assert "Traceback" not in stderr and "Exception" not in stderr, stderr

@@ -92,6 +92,10 @@ class VirtualZebra:
                 await writer.drain()
         except ConnectionError:
             pass
+        except asyncio.CancelledError:
+            # The printer is shutting down. End normally: Python 3.11's start_server
+            # callback calls task.exception() on a cancelled handler and logs a traceback.
+            pass
         finally:
             writer.close()
             self._tasks.discard(task)
