@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import sqlite3
@@ -24,11 +25,13 @@ from typing import TYPE_CHECKING, Any
 from gatewayd import __version__
 from gatewayd.clock import ClockSync, rfc3339
 from gatewayd.config import STEPS, ScannerSettings, Settings
+from gatewayd.delivery.capture import CAPTURE_CURSOR, CaptureSender
 from gatewayd.delivery.mqtt_link import Message, MqttLink
-from gatewayd.delivery.outbox import Outbox
+from gatewayd.delivery.outbox import Event, Outbox
 from gatewayd.delivery.publisher import Publisher
-from gatewayd.delivery.replay import Replay
+from gatewayd.delivery.replay import Replay, send_replayed
 from gatewayd.delivery.requests import Requests, check_fields
+from gatewayd.epcis.derive import Derived, EpcisDeriver
 from gatewayd.errors import ConfigError, DeviceUnavailable, OutboxFull, PayloadError
 from gatewayd.feedback.service import Feedback
 from gatewayd.payloads import device_payload, job_payload, json_bytes, printer_payload, station_payload
@@ -81,6 +84,185 @@ class DeviceInfo:
     reported: bool = True  # False until the driver first says how the device is
 
 
+# Meta keys of the EPCIS outbox: the last scan seq turned into EPCIS, and the open door
+# contexts after it (written in the same transaction as the document of that scan).
+SCAN_CURSOR = "scan_cursor"
+DOOR_CONTEXTS = "door_contexts"
+DERIVE_BATCH = 200
+DERIVE_IDLE_S = 1.0  # how often open contexts are checked for the idle timeout
+
+
+class EpcisOutput:
+    """EPCIS 2.0 output, off the read path: a task turns committed scan rows into
+    EPCISDocuments in ``seq`` order and commits each to a second outbox
+    (``epcis.sqlite3``), from which a publisher sends them to ``P/epcis/{station}`` and,
+    with ``capture_url``, the capture sender POSTs them. Both deliver at least once and
+    resume after a restart or ``kill -9`` from what is committed."""
+
+    def __init__(self, gateway: Gateway, scans: Outbox, link: MqttLink) -> None:
+        s = gateway.settings
+        assert s.epcis is not None
+        self.gateway = gateway
+        self.scans = scans
+        self.link = link
+        self.deriver = EpcisDeriver(s)
+        self.outbox = Outbox.open(s.gateway.state_dir / "epcis.sqlite3", s.outbox)
+        self.publisher = Publisher(link=link, outbox=self.outbox, settings=s.outbox)
+        self.capture: CaptureSender | None = None
+        if s.epcis.capture_url is not None:
+            self.capture = CaptureSender(
+                outbox=self.outbox,
+                settings=s.epcis,
+                refused_dir=s.gateway.state_dir / "epcis-refused",
+                alarm=gateway.set_alarm,
+            )
+        self._wake = asyncio.Event()
+        self._steps: list[tuple[str, int]] = []  # (station, last scan seq before its step changed)
+        self._shown: dict[str, dict[str, Any] | None] = {}
+        self.errors = 0
+        cursor = self.outbox.get_meta(SCAN_CURSOR)
+        if cursor is None:
+            # First start with [epcis]: reads from now on (earlier ones were published
+            # before EPCIS output was configured; replay can send them).
+            self.outbox.set_meta(SCAN_CURSOR, str(scans.last_seq))
+        self.deriver.load_state(self.outbox.get_meta(DOOR_CONTEXTS))
+
+    @property
+    def cursor(self) -> int:
+        return int(self.outbox.get_meta(SCAN_CURSOR) or 0)
+
+    async def start(self, stack: contextlib.AsyncExitStack) -> None:
+        """Start delivering and deriving (the caller closes :attr:`outbox` on its way out)."""
+        await stack.enter_async_context(self.publisher)
+        if self.capture is not None:
+            await stack.enter_async_context(self.capture)
+        self.derive_pending()  # what a crash left behind, before new reads come in
+        self.gateway.spawn(self._run(), "gatewayd[epcis].derive")
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def step_changed(self, station: str) -> None:
+        self._steps.append((station, self.scans.last_seq))
+        self._wake.set()
+
+    def context(self, station: str) -> dict[str, Any] | None:
+        return self.deriver.context(station)
+
+    async def _run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=DERIVE_IDLE_S)
+            self._wake.clear()
+            while self.derive_pending():
+                await asyncio.sleep(0)  # let reads in between batches
+            if self.cursor >= self.scans.last_seq:
+                now = rfc3339(time.time())
+                for derived in self.deriver.tick(now=now, created=now):
+                    if not self._store(derived, self.cursor):
+                        break
+            self._show_contexts()
+
+    def derive_pending(self) -> bool:
+        """Derive one batch of committed scans; True if there may be more."""
+        cursor = self.cursor
+        rows = self.scans.history(from_seq=cursor + 1, to_seq=self.scans.last_seq, limit=DERIVE_BATCH)
+        for row in rows:
+            self._apply_steps(before=row.seq)
+            if self.outbox.full:
+                self.gateway.set_alarm("epcis_outbox_full", f"{self.outbox.path} is full; EPCIS output waits")
+                return False
+            self.gateway.set_alarm("epcis_outbox_full", None)
+            scan = json.loads(row.payload)
+            derived = self.deriver.scan(scan, created=rfc3339(time.time()))
+            if not self._store(derived, row.seq):
+                return False
+        if not rows:
+            self._apply_steps(before=None)
+        self._show_contexts()
+        return len(rows) == DERIVE_BATCH
+
+    def _apply_steps(self, *, before: int | None) -> None:
+        while self._steps and (before is None or self._steps[0][1] < before):
+            station, _ = self._steps.pop(0)
+            now = rfc3339(time.time())
+            derived = self.deriver.step_changed(station, created=now)
+            if derived is not None:
+                self._store(derived, self.cursor)
+
+    def _store(self, derived: Derived, cursor: int) -> bool:
+        """Commit a derived document with the cursor and door contexts; False on failure."""
+        for problem in derived.errors:
+            self.errors += 1
+            log.error("epcis: station %s, event %s: %s", derived.station, derived.event_id or "-", problem)
+        meta = {SCAN_CURSOR: str(cursor), DOOR_CONTEXTS: self.deriver.state()}
+        try:
+            if derived.document is None:
+                self.outbox.set_metas(meta)
+                return True
+            payload = json_bytes(derived.document)
+            event = self.outbox.capture(
+                topic=f"{self.gateway.root}/epcis/{derived.station}",
+                build=lambda _seq, _id: payload,
+                event_id=derived.event_id,
+                meta=meta,
+            )
+        except sqlite3.IntegrityError:
+            # Derived and committed before a crash that lost the cursor: same document.
+            self.outbox.set_metas(meta)
+            return True
+        except (sqlite3.Error, OutboxFull) as exc:
+            # Nothing stored: go back to the stored state and try again later.
+            log.error("epcis: cannot store the document of event %s: %s", derived.event_id, exc)
+            self.gateway.set_alarm("epcis_outbox_error", f"cannot write {self.outbox.path}: {exc}")
+            self.deriver.load_state(self.outbox.get_meta(DOOR_CONTEXTS))
+            self._steps.clear()
+            return False
+        self.gateway.set_alarm("epcis_outbox_error", None)
+        self.publisher.captured(event)
+        if self.capture is not None:
+            self.capture.wake()
+        return True
+
+    def _show_contexts(self) -> None:
+        for station in self.gateway.settings.stations:
+            shown = self.deriver.context(station.id)
+            if self._shown.get(station.id) != shown:
+                self._shown[station.id] = shown
+                self.gateway.publish_station(station.id)
+
+    def replay(self, start: int, end: int) -> None:
+        """``request/replay``: the EPCIS documents of the scans ``start``..``end`` again."""
+        ids = [e.event_id for e in self.scans.history(from_seq=start, to_seq=end, limit=end - start + 1)]
+        documents = self.outbox.by_event_ids(ids)
+        if not documents:
+            return
+        self.gateway.background(self._replay(documents), "gatewayd[request replay].epcis")
+        if self.capture is not None:
+            self.capture.replay(documents)
+
+    async def _replay(self, documents: list[Event]) -> None:
+        sent = await send_replayed(self.link, documents, self.gateway.settings.outbox.inflight)
+        log.info("replay: re-published %d EPCIS document(s)", sent)
+
+    def prune(self) -> None:
+        # Documents the capture endpoint has not taken yet stay, whatever their age.
+        keep = int(self.outbox.get_meta(CAPTURE_CURSOR) or 0) + 1 if self.capture is not None else None
+        self.outbox.prune(keep_from_seq=keep)
+
+    def status(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"depth": self.outbox.depth, "scan_cursor": self.cursor, "errors": self.errors}
+        if self.capture is not None:
+            body["capture"] = {
+                "url": self.capture.url,
+                "cursor": self.capture.cursor,
+                "captured": self.capture.captured,
+                "refused": self.capture.refused,
+                "last_error": self.capture.last_error,
+            }
+        return body
+
+
 class Gateway:
     """The running gateway. ``scanners`` and ``indicators`` replace the configured drivers
     (tests, demo)."""
@@ -119,6 +301,7 @@ class Gateway:
         self.link: MqttLink | None = None
         self.publisher: Publisher | None = None
         self.printing: PrintService | None = None
+        self.epcis: EpcisOutput | None = None
         self.requests = Requests(
             root=self.root,
             max_payload_bytes=settings.mqtt.max_payload_bytes,
@@ -161,8 +344,9 @@ class Gateway:
                 on_connected=self._on_connected,
                 on_ack=self._on_ack,
                 on_message=self._on_message,
-                on_problem=self._set_alarm,
-                max_inflight=s.outbox.inflight + 100,
+                on_problem=self.set_alarm,
+                # Scans, EPCIS documents (their own window) and room for states and responses.
+                max_inflight=s.outbox.inflight * (2 if s.epcis is not None else 1) + 100,
             )
             self.link = link
             publisher = Publisher(
@@ -185,6 +369,9 @@ class Gateway:
             )
             if s.http is not None:
                 await self._start_http(stack)
+            if s.epcis is not None:
+                self.epcis = EpcisOutput(self, outbox, link)
+                stack.callback(self.epcis.outbox.close)
             # Every command handler is in place before the first connection: a request the
             # broker kept for our persistent session arrives right after CONNACK.
             self._register_commands(stack)
@@ -192,14 +379,16 @@ class Gateway:
                 await self._start_printing(stack)
             await stack.enter_async_context(link)
             await stack.enter_async_context(publisher)  # leaving it writes the last delivery marks
+            if self.epcis is not None:
+                await self.epcis.start(stack)
             stack.push_async_callback(self._say_offline)
             stack.push_async_callback(self._stop_tasks)
             for sc in s.scanners:
-                self._spawn(self._scanner_loop(sc), f"gatewayd[scanner {sc.id}].read")
-            self._spawn(self._housekeeping(), "gatewayd[outbox].housekeeping")
-            self._spawn(self._status_file_loop(), "gatewayd[status].file")
+                self.spawn(self._scanner_loop(sc), f"gatewayd[scanner {sc.id}].read")
+            self.spawn(self._housekeeping(), "gatewayd[outbox].housekeeping")
+            self.spawn(self._status_file_loop(), "gatewayd[status].file")
             if self.notifier.watchdog_interval:
-                self._spawn(self._watchdog(self.notifier.watchdog_interval), "gatewayd[systemd].watchdog")
+                self.spawn(self._watchdog(self.notifier.watchdog_interval), "gatewayd[systemd].watchdog")
             log.info(
                 "gatewayd %s started: gateway %s, %d station(s), %d scanner(s), "
                 "outbox %s (last seq %d, %d undelivered)",
@@ -225,7 +414,11 @@ class Gateway:
     def _register_commands(self, stack: contextlib.AsyncExitStack) -> None:
         assert self.outbox is not None and self.link is not None
         replay = Replay(
-            outbox=self.outbox, link=self.link, inflight_limit=self.settings.outbox.inflight, spawn=self.background
+            outbox=self.outbox,
+            link=self.link,
+            inflight_limit=self.settings.outbox.inflight,
+            spawn=self.background,
+            also=self.epcis.replay if self.epcis is not None else None,
         )
         builtin = {
             "station/step": self._request_station_step,
@@ -285,7 +478,8 @@ class Gateway:
         assert self.link is not None
         await self.link.close(final=(f"{self.root}/status", json_bytes(self.status_payload("offline"))))
 
-    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+    def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        """A long-lived task, cancelled on the way out."""
         self._tasks.append(asyncio.create_task(coro, name=name))
 
     async def _stop_tasks(self) -> None:
@@ -352,6 +546,8 @@ class Gateway:
             self.counters.step_commands += 1
             state = self.stations.set_step(sc.station, result.step, at=read.at)
             log.info("station %s: step set to %s by a step command scanned on %s", sc.station, state.step, sc.id)
+            if self.epcis is not None:
+                self.epcis.step_changed(sc.station)
             self.publish_station(sc.station)
             return
         if result.dedupe_key is not None and self.stations.is_repeat(sc.station, result.dedupe_key, read.monotonic):
@@ -367,15 +563,15 @@ class Gateway:
             self._refused(sc, read, "outbox full")
             # Loud and complete: the journal keeps what the outbox could not.
             log.error("REFUSED read from %s at %s (%s): raw=%r", sc.id, station, exc, raw)
-            self._set_alarm("outbox_full", str(exc))
+            self.set_alarm("outbox_full", str(exc))
             return
         except sqlite3.Error as exc:
             # Disk full, I/O error, a read-only state directory: the same promise holds.
             self._refused(sc, read, "outbox write failed")
             log.error("REFUSED read from %s at %s (outbox write failed: %s): raw=%r", sc.id, station, exc, raw)
-            self._set_alarm("outbox_error", f"cannot write {self.outbox.path}: {exc}")
+            self.set_alarm("outbox_error", f"cannot write {self.outbox.path}: {exc}")
             return
-        self._set_alarm("outbox_error", None)
+        self.set_alarm("outbox_error", None)
         self.counters.captured += 1
         self.last_reads[station] = {
             "at": rfc3339(read.at),
@@ -397,6 +593,8 @@ class Gateway:
                 at=read.at,
                 fields=result.scan.payload_fields(),
             )
+        if self.epcis is not None:
+            self.epcis.wake()  # derived after this read is on its way, never before
 
     def _refused(self, sc: ScannerSettings, read: RawRead, reason: str) -> None:
         self.counters.refused += 1
@@ -465,8 +663,10 @@ class Gateway:
         st = self.stations[station_id]
         if self.feedback is not None:
             self.feedback.notify(station_id, "step", {"step": st.step, "since": rfc3339(st.since)})
+        context = self.epcis.context(station_id) if self.epcis is not None else None
         self.publish_retained(
-            f"{self.root}/stations/{station_id}/state", station_payload(st.id, st.step, st.biz_step, st.since)
+            f"{self.root}/stations/{station_id}/state",
+            station_payload(st.id, st.step, st.biz_step, st.since, context=context),
         )
 
     def _printer_state(self, printer: str, state: dict[str, Any]) -> None:
@@ -489,7 +689,7 @@ class Gateway:
             self.link.publish(topic, json_bytes(payload), retain=True)
         # While offline the retained state is re-published on the next connect.
 
-    def _set_alarm(self, name: str, detail: str | None) -> None:
+    def set_alarm(self, name: str, detail: str | None) -> None:
         if detail is None:
             if self.alarms.pop(name, None) is not None:
                 log.warning("alarm cleared: %s", name)
@@ -537,6 +737,8 @@ class Gateway:
                 "full": st.full,
                 "refused": st.refused,
             }
+        if self.epcis is not None:
+            body["epcis"] = self.epcis.status()
         body["alarms"] = [{"alarm": k, "detail": v} for k, v in sorted(self.alarms.items())]
         return body
 
@@ -663,6 +865,8 @@ class Gateway:
             raise PayloadError(f"step must be one of {', '.join(STEPS)}, got {step!r}")
         state = self.stations.set_step(station, step)
         log.info("station %s: step set to %s by request", station, step)
+        if self.epcis is not None:
+            self.epcis.step_changed(station)
         self.publish_station(station)
         return station_payload(state.id, state.step, state.biz_step, state.since)
 
@@ -721,12 +925,16 @@ class Gateway:
         self.notifier.status(self._status_line())
         assert self.publisher is not None
         self.publisher.on_connected()
+        if self.epcis is not None:
+            self.epcis.publisher.on_connected()
 
     def _on_ack(self, mid: int, ok: bool, reason: str) -> None:
         if self.outbox is None:
             return  # shutting down: the mark is lost, the event is redelivered next start
         assert self.publisher is not None
-        self.publisher.on_ack(mid, ok, reason)
+        self.publisher.on_ack(mid, ok, reason)  # each publisher takes only its own mids
+        if self.epcis is not None:
+            self.epcis.publisher.on_ack(mid, ok, reason)
 
     def _on_latency(self, seconds: float) -> None:
         if self.metrics is not None:
@@ -736,7 +944,7 @@ class Gateway:
         if self.outbox is None:
             return
         if "outbox_full" in self.alarms and not self.outbox.full:
-            self._set_alarm("outbox_full", None)
+            self.set_alarm("outbox_full", None)
 
     def _on_message(self, msg: Message) -> None:
         if self.outbox is None:
@@ -753,8 +961,10 @@ class Gateway:
             if time.monotonic() - last_prune > PRUNE_INTERVAL_S:
                 last_prune = time.monotonic()
                 self.outbox.prune()
+                if self.epcis is not None:
+                    self.epcis.prune()
             if not self.outbox.full:
-                self._set_alarm("outbox_full", None)
+                self.set_alarm("outbox_full", None)
             self.publish_status()
             self.notifier.status(self._status_line())
 

@@ -19,6 +19,7 @@ from gatewayd.cli.check import to_toml
 from gatewayd.config import (
     BrokerUrl,
     DecodeSettings,
+    EpcisSettings,
     EvdevScannerSettings,
     FeedbackSettings,
     FramingSettings,
@@ -905,6 +906,7 @@ def test_example_config_documents_every_setting() -> None:
         "[feedback]": FeedbackSettings,
         "[http]": None,
         "[[indicators]]": GpioIndicatorSettings,
+        "[epcis]": EpcisSettings,
     }
     missing: list[str] = []
     for header, cls in tables.items():

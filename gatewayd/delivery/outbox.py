@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -178,6 +178,12 @@ class Outbox:
         with self._tx():
             self._set_meta(key, value)
 
+    def set_metas(self, values: Mapping[str, str]) -> None:
+        """Several keys in one transaction: all or none."""
+        with self._tx():
+            for key, value in values.items():
+                self._set_meta(key, value)
+
     # -- capture ---------------------------------------------------------------------
 
     @property
@@ -193,8 +199,20 @@ class Outbox:
     def full(self) -> bool:
         return self._depth >= self.settings.max_events or self._depth_bytes >= self.settings.max_bytes
 
-    def capture(self, *, topic: str, build: Callable[[int, str], bytes], at: float | None = None) -> Event:
+    def capture(
+        self,
+        *,
+        topic: str,
+        build: Callable[[int, str], bytes],
+        at: float | None = None,
+        event_id: str | None = None,
+        meta: Mapping[str, str] | None = None,
+    ) -> Event:
         """Commit one event and return it; ``build(seq, event_id)`` makes the payload.
+
+        ``event_id`` is a new UUIDv7 unless given (an event derived from another keeps its
+        source's id); ``meta`` keys are written in the same transaction, so a cursor that
+        says how far the source was read is never ahead of or behind the event.
 
         Raises :class:`OutboxFull` (nothing written) when the undelivered backlog is at its
         limit: already captured events are never dropped to make room.
@@ -207,13 +225,16 @@ class Outbox:
             )
         now = time.time() if at is None else at
         seq = self._next_seq
-        event_id = str(uuid7(now))
+        if event_id is None:
+            event_id = str(uuid7(now))
         payload = build(seq, event_id)
         with self._tx() as db:
             db.execute(
                 "INSERT INTO events (seq, event_id, topic, payload, captured_at) VALUES (?, ?, ?, ?, ?)",
                 (seq, event_id, topic, payload, now),
             )
+            for key, value in (meta or {}).items():
+                self._set_meta(key, value)
         self._next_seq = seq + 1
         self._retained += 1
         self._depth += 1
@@ -286,18 +307,34 @@ class Outbox:
         ).fetchall()
         return [Event(r[0], r[1], r[2], bytes(r[3]), r[4], r[5]) for r in rows]
 
+    def by_event_ids(self, event_ids: Iterable[str]) -> list[Event]:
+        """Retained events with these ids, in ``seq`` order."""
+        ids = list(event_ids)
+        found: list[Event] = []
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            rows = self.db.execute(
+                "SELECT seq, event_id, topic, payload, captured_at, delivered_at FROM events "  # noqa: S608
+                f"WHERE event_id IN ({','.join('?' * len(chunk))})",
+                chunk,
+            ).fetchall()
+            found += [Event(r[0], r[1], r[2], bytes(r[3]), r[4], r[5]) for r in rows]
+        return sorted(found, key=lambda e: e.seq)
+
     # -- housekeeping ----------------------------------------------------------------
 
-    def prune(self, *, now: float | None = None) -> int:
-        """Drop delivered events older than the retention period; never undelivered ones."""
+    def prune(self, *, now: float | None = None, keep_from_seq: int | None = None) -> int:
+        """Drop delivered events older than the retention period; never undelivered ones,
+        nor any from ``keep_from_seq`` on (events another consumer has not taken yet)."""
         now = time.time() if now is None else now
         cutoff = now - self.settings.retention_hours * 3600
+        keep = self._next_seq if keep_from_seq is None else keep_from_seq
         with self._tx() as db:
             # Remember where seq stands before rows go, in case the newest ones go too.
             self._set_meta("seq_floor", str(self._next_seq))
             cur = db.execute(
-                "DELETE FROM events WHERE delivered_at IS NOT NULL AND delivered_at < ?",
-                (cutoff,),
+                "DELETE FROM events WHERE delivered_at IS NOT NULL AND delivered_at < ? AND seq < ?",
+                (cutoff, keep),
             )
         removed = cur.rowcount
         self._retained -= removed
