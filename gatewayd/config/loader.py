@@ -789,6 +789,10 @@ def _parse_epcis(root: Table, problems: Problems) -> EpcisSettings | None:
         problems.add("epcis.password_file", "username is set, so password_file is required too")
     if s.token_file and s.username:
         problems.add("epcis.token_file", "choose one: a bearer token (token_file) or basic auth (username)")
+    host = urlsplit(s.capture_url).hostname if s.capture_url else None
+    plain = bool(s.capture_url and s.capture_url.startswith("http:") and host not in ("127.0.0.1", "::1", "localhost"))
+    if plain and (s.token_file or s.username):
+        problems.add("epcis.capture_url", "credentials would cross the network unencrypted: use an https URL")
     if s.identifiers == "urn" and not s.company_prefixes:
         problems.add(
             "epcis.company_prefixes",

@@ -45,7 +45,7 @@ from gatewayd.clock import rfc3339
 from gatewayd.config import EpcisSettings
 from gatewayd.delivery.outbox import Event, Outbox
 
-__all__ = ["CAPTURE_CURSOR", "CaptureSender", "merge_documents"]
+__all__ = ["CAPTURE_CURSOR", "CaptureSender", "check_capture_files", "merge_documents"]
 
 log = logging.getLogger("gatewayd.epcis")
 
@@ -360,6 +360,28 @@ class CaptureSender:
             return Answer(response.status, {k.lower(): v for k, v in response.getheaders()}, data)
         finally:
             conn.close()
+
+
+def check_capture_files(settings: EpcisSettings | None) -> list[str]:
+    """Problems with the capture credentials and CA files, by key path (``gatewayd check``)."""
+    if settings is None or settings.capture_url is None:
+        return []
+    problems = []
+    for name in ("token_file", "password_file"):
+        path = getattr(settings, name)
+        if path is None:
+            continue
+        try:
+            if not path.read_text(encoding="utf-8").strip():
+                problems.append(f"epcis.{name}: {path} is empty")
+        except (OSError, UnicodeDecodeError) as exc:
+            problems.append(f"epcis.{name}: cannot read {path} ({exc})")
+    if settings.ca_file is not None:
+        try:
+            ssl.create_default_context(cafile=str(settings.ca_file))
+        except (OSError, ssl.SSLError) as exc:
+            problems.append(f"epcis.ca_file: cannot use {settings.ca_file} as a CA bundle ({exc})")
+    return problems
 
 
 def _problem(body: bytes) -> str:
