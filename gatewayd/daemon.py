@@ -18,7 +18,7 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -116,6 +116,7 @@ class EpcisOutput:
                 refused_dir=s.gateway.state_dir / "epcis-refused",
                 alarm=gateway.set_alarm,
             )
+        self.tracker = self.deriver.tracker()
         self._wake = asyncio.Event()
         self._steps: list[tuple[str, int]] = []  # (station, last scan seq before its step changed)
         self._shown: dict[str, dict[str, Any] | None] = {}
@@ -136,13 +137,18 @@ class EpcisOutput:
         await stack.enter_async_context(self.publisher)
         if self.capture is not None:
             await stack.enter_async_context(self.capture)
-        self.derive_pending()  # what a crash left behind, before new reads come in
+        # What a crash left behind, before new reads come in: the read path's door contexts
+        # start from the derived ones, so both follow the same reads from the same state.
+        while self.derive_pending():
+            pass
+        self.tracker = self.deriver.tracker()
         self.gateway.spawn(self._run(), "gatewayd[epcis].derive")
 
     def wake(self) -> None:
         self._wake.set()
 
     def step_changed(self, station: str) -> None:
+        self.tracker.step_changed(station)
         self._steps.append((station, self.scans.last_seq))
         self._wake.set()
 
@@ -553,12 +559,20 @@ class Gateway:
         if result.dedupe_key is not None and self.stations.is_repeat(sc.station, result.dedupe_key, read.monotonic):
             return
         station, raw = result.station.id, result.scan.raw
+        tracker = self.epcis.tracker if self.epcis is not None else None
+        bind: list[Callable[[], None]] = []
+
+        def build(seq: int, event_id: str) -> bytes:
+            body = result.body(seq, event_id)
+            if tracker is not None:
+                context, commit = tracker.scan(body)
+                if context is not None:
+                    body["context"] = context
+                bind.append(commit)
+            return json_bytes(body)
+
         try:
-            event = self.outbox.capture(
-                topic=f"{self.root}/scans/{station}",
-                build=lambda seq, event_id: json_bytes(result.body(seq, event_id)),
-                at=read.at,
-            )
+            event = self.outbox.capture(topic=f"{self.root}/scans/{station}", build=build, at=read.at)
         except OutboxFull as exc:
             self._refused(sc, read, "outbox full")
             # Loud and complete: the journal keeps what the outbox could not.
@@ -571,6 +585,8 @@ class Gateway:
             log.error("REFUSED read from %s at %s (outbox write failed: %s): raw=%r", sc.id, station, exc, raw)
             self.set_alarm("outbox_error", f"cannot write {self.outbox.path}: {exc}")
             return
+        for commit in bind:
+            commit()  # the read is captured: it belongs to its dispatch / receiving context
         self.set_alarm("outbox_error", None)
         self.counters.captured += 1
         self.last_reads[station] = {

@@ -47,8 +47,9 @@ class Rig:
 
     def start(self, sub: Subscriber) -> DaemonProcess:
         cfg = epcis_config(self.tmp_path, self.broker.port, self.scanner, self.dispatch_scanner)
+        since = len(sub.on(f"{P}/status"))
         d = start_daemon(self.daemons, cfg, self.tmp_path)
-        wait_online(sub, d, root=P)
+        wait_online(sub, d, root=P, since=since)
         return d
 
 
@@ -98,6 +99,7 @@ def test_a_receiving_read_becomes_a_valid_object_event(rig: Rig, assert_valid: V
         assert second["quantityList"] == [{"epcClass": f"https://id.gs1.org/01/{GTIN}/10/LOT-B"}]
         # One document per GS1 read, in seq order, and none for the read without a GS1 identity.
         assert len(epcis_documents(sub)) == 2
+        assert all("context" not in p for p in scans(sub))  # no SSCC or document read: no context
         assert d.terminate() == 0
 
 
@@ -142,6 +144,14 @@ def test_dispatch_context_binds_lots_to_the_pallet(rig: Rig, assert_valid: Valid
         assert len(lots) == 2
         assert all(e["bizTransactionList"] == [shipment] and e["bizStep"] == "shipping" for e in lots)
         assert all(e["disposition"] == "in_transit" for e in lots)
+        # The scan events carry the context they were bound to: the shipment read opened it.
+        by_raw = {p["raw"]: p for p in scans(sub, "dock-04")}
+        opener = by_raw[f"]C1402{GSIN}"]["event_id"]
+        context = {"id": opener, "sscc": SSCC_1, "documents": [{"type": "desadv", "ai": "402", "value": GSIN}]}
+        assert by_raw[lot_read("LOT-C")]["context"] == context
+        assert by_raw[lot_read("LOT-D")]["context"] == context
+        assert by_raw[f"]C100{SSCC_1}"]["context"] == context
+        assert by_raw[f"]C100{SSCC_2}"]["context"]["sscc"] == SSCC_2
         # The second pallet is open now.
         sub.wait_for(f"{P}/stations/dock-04/state", lambda p: (p.get("context") or {}).get("sscc") == SSCC_2)
         assert d.terminate() == 0
@@ -172,6 +182,43 @@ def test_receiving_context_closes_on_a_step_change(rig: Rig, assert_valid: Valid
         assert aggregation["bizLocation"] == {"id": BIZ_LOCATION}
         lot = next(e for e in all_events(sub, "dock-03") if e.get("quantityList") and "epcList" not in e)
         assert lot["bizTransactionList"] == aggregation["bizTransactionList"]
+        lot_scan = next(p for p in scans(sub, "dock-03") if p["raw"] == LOT_B)
+        assert lot_scan["context"]["sscc"] == SSCC_1
+        assert lot_scan["context"]["documents"] == [{"type": "desadv", "ai": "402", "value": GSIN}]
         # The retained state follows: the new step at once, then without the closed context.
         sub.wait_for(f"{P}/stations/dock-03/state", lambda p: p["step"] == "transfer" and "context" not in p)
+        assert d.terminate() == 0
+
+
+def test_a_dispatch_context_survives_kill_9(rig: Rig, assert_valid: Validate) -> None:
+    dispatch_scanner = rig.dispatch_scanner
+    with Subscriber(rig.broker.port, [f"{P}/#"]) as sub:
+        d = rig.start(sub)
+        scan(dispatch_scanner, f"]C100{SSCC_1}")
+        scan(dispatch_scanner, lot_read("LOT-E"))
+        wait_until(lambda: len(epcis_documents(sub, "dock-04")) == 2, what="two documents before the crash")
+        d.kill9()
+        d = rig.start(sub)
+        scan(dispatch_scanner, lot_read("LOT-F"))  # binds to the pallet opened before the crash
+        scan(dispatch_scanner, "STEP:picking")
+        aggregation = wait_until(
+            lambda: next((e for e in all_events(sub, "dock-04") if e["type"] == "AggregationEvent"), None),
+            what="the AggregationEvent",
+            timeout=20,
+        )
+        assert aggregation["parentID"] == f"https://id.gs1.org/00/{SSCC_1}"
+        assert [c["epcClass"] for c in aggregation["childQuantityList"]] == [
+            f"https://id.gs1.org/01/{GTIN}/10/LOT-E",
+            f"https://id.gs1.org/01/{GTIN}/10/LOT-F",
+        ]
+        contexts = {p["raw"]: p.get("context") for p in scans(sub, "dock-04")}
+        assert contexts[lot_read("LOT-F")] == contexts[lot_read("LOT-E")] is not None
+        # Redelivered after the crash or not: one eventID per read, the same content each time.
+        seen: dict[str, dict[str, Any]] = {}
+        for doc in epcis_documents(sub):
+            assert_valid(doc)
+            for e in doc["epcisBody"]["eventList"]:
+                assert seen.setdefault(e["eventID"], e) == e
+        read_ids = {f"urn:uuid:{p['event_id']}" for p in scans(sub, "dock-04")}
+        assert read_ids <= set(seen)
         assert d.terminate() == 0

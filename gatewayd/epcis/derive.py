@@ -14,7 +14,7 @@ import dataclasses
 import datetime as dt
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from gatewayd.config import Settings
@@ -33,7 +33,7 @@ from gatewayd.epcis.mapping import (
 )
 from gatewayd.errors import ConfigError
 
-__all__ = ["Derived", "EpcisDeriver", "check_settings"]
+__all__ = ["Derived", "DoorTracker", "EpcisDeriver", "check_settings", "context_summary"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -90,6 +90,15 @@ def check_settings(settings: Settings) -> list[str]:
     return []
 
 
+def context_summary(ctx: DoorContext) -> dict[str, Any]:
+    """What names a context: the event id of the read that opened it, the SSCC, the documents."""
+    body: dict[str, Any] = {"id": ctx.opened_by[0] if ctx.opened_by else None}
+    if ctx.parent is not None:
+        body["sscc"] = ctx.parent
+    body["documents"] = [{"type": t.type, "ai": t.ai, "value": t.value} for t in ctx.transactions]
+    return body
+
+
 def _local_offset(at: dt.datetime) -> str:
     """The system's UTC offset at ``at`` (``+hh:mm``), daylight saving included."""
     minutes = time.localtime(at.timestamp()).tm_gmtoff // 60
@@ -131,16 +140,15 @@ class EpcisDeriver:
         ctx = self._doors.get(station)
         if ctx is None:
             return None
-        body: dict[str, Any] = {"opened_at": ctx.opened_at, "last_at": ctx.last_at}
-        if ctx.parent is not None:
-            body["sscc"] = ctx.parent
-        body["documents"] = [{"type": t.type, "ai": t.ai, "value": t.value} for t in ctx.transactions]
-        body["items"] = len(ctx.children)
-        return body
+        return {**context_summary(ctx), "opened_at": ctx.opened_at, "last_at": ctx.last_at, "items": len(ctx.children)}
+
+    def tracker(self) -> DoorTracker:
+        """A copy of the door contexts as they stand, to follow reads as they are captured."""
+        return DoorTracker(self, dict(self._doors))
 
     # -- inputs ------------------------------------------------------------------------
 
-    def _station(self, station: str, step: str) -> StationContext:
+    def station_context(self, station: str, step: str) -> StationContext:
         ctx = self._by_step.get((station, step))
         if ctx is None:
             ctx = dataclasses.replace(self._base[station], step=step)  # type: ignore[arg-type]
@@ -180,7 +188,7 @@ class EpcisDeriver:
         if station_id not in self._base:
             return Derived(station_id, event_id, None, (f"station {station_id!r} is not configured",))
         errors: list[str] = []
-        station = self._station(station_id, str(scan.get("step")))
+        station = self.station_context(station_id, str(scan.get("step")))
         try:
             transition = door_scan(
                 self._doors.get(station_id), scan, station=station, idle_timeout_s=self.settings.idle_timeout_s
@@ -239,3 +247,45 @@ class EpcisDeriver:
             self._doors.pop(station, None)
         else:
             self._doors[station] = ctx
+
+
+class DoorTracker:
+    """The door contexts on the read path, for the ``context`` field of scan events.
+
+    The same pure state machine as :class:`EpcisDeriver`, fed the same scans in the same
+    order, so both agree on every context; this one runs as a read is captured (a few
+    microseconds, and only at dispatch and receiving stations) and keeps no documents.
+    :meth:`scan` does not change anything until its ``commit`` is called, which the caller
+    does once the read is committed: a read the outbox refused binds nothing.
+    """
+
+    def __init__(self, deriver: EpcisDeriver, doors: dict[str, DoorContext]) -> None:
+        self._deriver = deriver
+        self._doors = doors
+
+    def scan(self, scan: Mapping[str, Any]) -> tuple[dict[str, Any] | None, Callable[[], None]]:
+        station_id = str(scan.get("station"))
+        step = str(scan.get("step"))
+        ctx = self._doors.get(station_id)
+        if ctx is None and step not in ("receiving", "dispatch"):
+            return None, _nothing
+        try:
+            station = self._deriver.station_context(station_id, step)
+            transition = door_scan(ctx, scan, station=station, idle_timeout_s=self._deriver.settings.idle_timeout_s)
+        except (EpcisError, KeyError):
+            return None, _nothing
+
+        def commit() -> None:
+            if transition.context is None:
+                self._doors.pop(station_id, None)
+            else:
+                self._doors[station_id] = transition.context
+
+        return (None if transition.bound is None else context_summary(transition.bound)), commit
+
+    def step_changed(self, station: str) -> None:
+        self._doors.pop(station, None)
+
+
+def _nothing() -> None:
+    return None
