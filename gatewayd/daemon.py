@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -90,6 +91,7 @@ SCAN_CURSOR = "scan_cursor"
 DOOR_CONTEXTS = "door_contexts"
 DERIVE_BATCH = 200
 DERIVE_IDLE_S = 1.0  # how often open contexts are checked for the idle timeout
+DERIVE_SETTLE_S = 0.02
 
 
 class EpcisOutput:
@@ -106,7 +108,12 @@ class EpcisOutput:
         self.scans = scans
         self.link = link
         self.deriver = EpcisDeriver(s)
-        self.outbox = Outbox.open(s.gateway.state_dir / "epcis.sqlite3", s.outbox)
+        # Every document can be derived again from the scan outbox, and its cursor commits
+        # with it: a commit lost with power rolls both back together and the documents are
+        # made again, with the same events. So this outbox skips the fsync per commit (WAL, NORMAL).
+        self.outbox = Outbox.open(
+            s.gateway.state_dir / "epcis.sqlite3", dataclasses.replace(s.outbox, synchronous="normal")
+        )
         self.publisher = Publisher(link=link, outbox=self.outbox, settings=s.outbox)
         self.capture: CaptureSender | None = None
         if s.epcis.capture_url is not None:
@@ -159,9 +166,12 @@ class EpcisOutput:
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=DERIVE_IDLE_S)
+            # Let the read that woke us reach the broker first, and take the reads of a
+            # burst together: derivation never competes with a scan on its way out.
+            await asyncio.sleep(DERIVE_SETTLE_S)
             self._wake.clear()
-            while self.derive_pending():
-                await asyncio.sleep(0)  # let reads in between batches
+            while self.derive_pending(limit=1):
+                await asyncio.sleep(0)  # a read that comes in meanwhile waits for one document at most
             if self.cursor >= self.scans.last_seq:
                 now = rfc3339(time.time())
                 for derived in self.deriver.tick(now=now, created=now):
@@ -169,10 +179,10 @@ class EpcisOutput:
                         break
             self._show_contexts()
 
-    def derive_pending(self) -> bool:
-        """Derive one batch of committed scans; True if there may be more."""
+    def derive_pending(self, *, limit: int = DERIVE_BATCH) -> bool:
+        """Derive up to ``limit`` committed scans; True if there may be more."""
         cursor = self.cursor
-        rows = self.scans.history(from_seq=cursor + 1, to_seq=self.scans.last_seq, limit=DERIVE_BATCH)
+        rows = self.scans.history(from_seq=cursor + 1, to_seq=self.scans.last_seq, limit=limit)
         for row in rows:
             self._apply_steps(before=row.seq)
             if self.outbox.full:
@@ -186,7 +196,7 @@ class EpcisOutput:
         if not rows:
             self._apply_steps(before=None)
         self._show_contexts()
-        return len(rows) == DERIVE_BATCH
+        return len(rows) == limit
 
     def _apply_steps(self, *, before: int | None) -> None:
         while self._steps and (before is None or self._steps[0][1] < before):
