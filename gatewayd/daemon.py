@@ -133,11 +133,13 @@ class EpcisOutput:
             # First start with [epcis]: reads from now on (earlier ones were published
             # before EPCIS output was configured; replay can send them).
             self.outbox.set_meta(SCAN_CURSOR, str(scans.last_seq))
+        self._cursor = int(self.outbox.get_meta(SCAN_CURSOR) or 0)
         self.deriver.load_state(self.outbox.get_meta(DOOR_CONTEXTS))
 
     @property
     def cursor(self) -> int:
-        return int(self.outbox.get_meta(SCAN_CURSOR) or 0)
+        """The last scan seq whose EPCIS output is committed."""
+        return self._cursor
 
     async def start(self, stack: contextlib.AsyncExitStack) -> None:
         """Start delivering and deriving (the caller closes :attr:`outbox` on its way out)."""
@@ -170,33 +172,54 @@ class EpcisOutput:
             # burst together: derivation never competes with a scan on its way out.
             await asyncio.sleep(DERIVE_SETTLE_S)
             self._wake.clear()
-            while self.derive_pending(limit=1):
-                await asyncio.sleep(0)  # a read that comes in meanwhile waits for one document at most
-            if self.cursor >= self.scans.last_seq:
+            more = True
+            while more:
+                rows = self._pending()
+                for row in rows:
+                    if not self._derive(row):
+                        rows = []
+                        break
+                    await asyncio.sleep(0)  # a read that comes in meanwhile waits for one document at most
+                more = len(rows) == DERIVE_BATCH
+            if self._cursor >= self.scans.last_seq:
+                self._apply_steps(before=None)
                 now = rfc3339(time.time())
                 for derived in self.deriver.tick(now=now, created=now):
-                    if not self._store(derived, self.cursor):
+                    if not self._store(derived, self._cursor):
                         break
             self._show_contexts()
 
-    def derive_pending(self, *, limit: int = DERIVE_BATCH) -> bool:
-        """Derive up to ``limit`` committed scans; True if there may be more."""
-        cursor = self.cursor
-        rows = self.scans.history(from_seq=cursor + 1, to_seq=self.scans.last_seq, limit=limit)
+    def derive_pending(self) -> bool:
+        """Derive a batch of committed scans at once; True if there may be more."""
+        rows = self._pending()
         for row in rows:
-            self._apply_steps(before=row.seq)
-            if self.outbox.full:
-                self.gateway.set_alarm("epcis_outbox_full", f"{self.outbox.path} is full; EPCIS output waits")
-                return False
-            self.gateway.set_alarm("epcis_outbox_full", None)
-            scan = json.loads(row.payload)
-            derived = self.deriver.scan(scan, created=rfc3339(time.time()))
-            if not self._store(derived, row.seq):
+            if not self._derive(row):
                 return False
         if not rows:
             self._apply_steps(before=None)
         self._show_contexts()
-        return len(rows) == limit
+        return len(rows) == DERIVE_BATCH
+
+    def _pending(self) -> list[Event]:
+        rows = self.scans.history(from_seq=self._cursor + 1, to_seq=self.scans.last_seq, limit=DERIVE_BATCH)
+        if rows and rows[0].seq > self._cursor + 1:
+            # Pruned before they were derived: the EPCIS output was stuck for longer than
+            # [outbox] retention_hours (a full EPCIS outbox). Say so; replay cannot help.
+            log.error(
+                "epcis: scans %d to %d were pruned before their EPCIS documents were made",
+                self._cursor + 1,
+                rows[0].seq - 1,
+            )
+        return rows
+
+    def _derive(self, row: Event) -> bool:
+        self._apply_steps(before=row.seq)
+        if self.outbox.full:
+            self.gateway.set_alarm("epcis_outbox_full", f"{self.outbox.path} is full; EPCIS output waits")
+            return False
+        self.gateway.set_alarm("epcis_outbox_full", None)
+        derived = self.deriver.scan(json.loads(row.payload), created=rfc3339(time.time()))
+        return self._store(derived, row.seq)
 
     def _apply_steps(self, *, before: int | None) -> None:
         while self._steps and (before is None or self._steps[0][1] < before):
@@ -204,7 +227,7 @@ class EpcisOutput:
             now = rfc3339(time.time())
             derived = self.deriver.step_changed(station, created=now)
             if derived is not None:
-                self._store(derived, self.cursor)
+                self._store(derived, self._cursor)
 
     def _store(self, derived: Derived, cursor: int) -> bool:
         """Commit a derived document with the cursor and door contexts; False on failure."""
@@ -215,6 +238,7 @@ class EpcisOutput:
         try:
             if derived.document is None:
                 self.outbox.set_metas(meta)
+                self._cursor = cursor
                 return True
             payload = json_bytes(derived.document)
             event = self.outbox.capture(
@@ -226,6 +250,7 @@ class EpcisOutput:
         except sqlite3.IntegrityError:
             # Derived and committed before a crash that lost the cursor: same document.
             self.outbox.set_metas(meta)
+            self._cursor = cursor
             return True
         except (sqlite3.Error, OutboxFull) as exc:
             # Nothing stored: go back to the stored state and try again later.
@@ -234,6 +259,7 @@ class EpcisOutput:
             self.deriver.load_state(self.outbox.get_meta(DOOR_CONTEXTS))
             self._steps.clear()
             return False
+        self._cursor = cursor
         self.gateway.set_alarm("epcis_outbox_error", None)
         self.publisher.captured(event)
         if self.capture is not None:
