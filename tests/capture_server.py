@@ -38,6 +38,7 @@ class CaptureServer:
     requests: list[Request] = field(default_factory=list)
     accepted: list[dict[str, Any]] = field(default_factory=list)  # documents of succeeded jobs
     port: int = 0
+    token: str | None = None  # when set, a request without "Bearer {token}" is answered 401
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -106,7 +107,7 @@ class CaptureServer:
                 body = await reader.readexactly(int(headers.get("content-length", "0")))
                 with self._lock:
                     self.requests.append(Request(method, path, headers, body))
-                status, extra, payload = self._answer(method, path, body)
+                status, extra, payload = self._answer(method, path, body, headers)
                 head = f"HTTP/1.1 {status} X\r\nContent-Length: {len(payload)}\r\n"
                 head += "".join(f"{k}: {v}\r\n" for k, v in extra.items())
                 writer.write(head.encode() + b"\r\n" + payload)
@@ -117,8 +118,13 @@ class CaptureServer:
             self._writers.discard(writer)
             writer.close()
 
-    def _answer(self, method: str, path: str, body: bytes) -> tuple[int, dict[str, str], bytes]:
+    def _answer(
+        self, method: str, path: str, body: bytes, headers: dict[str, str]
+    ) -> tuple[int, dict[str, str], bytes]:
         with self._lock:
+            if self.token is not None and headers.get("authorization") != f"Bearer {self.token}":
+                problem = {"type": "epcisException:SecurityException", "title": "bad credentials"}
+                return 401, {"Content-Type": "application/problem+json"}, json.dumps(problem).encode()
             if method == "POST" and path == "/capture":
                 mode = self.script.pop(0) if self.script else self.mode
                 if mode in ("accept", "fail_job"):

@@ -18,8 +18,9 @@ What an answer means:
   refused one is set aside: written to ``state_dir/epcis-refused/<seq>.json`` (it also stays
   in the outbox for ``replay``), an alarm names it, and the next document goes on.
 * Any other 4xx (401, 403, 404, 415...): the endpoint or the credentials are wrong for
-  every document, so nothing is set aside; an alarm says so and the batch is tried again at
-  the longest backoff, with credentials read afresh from their files each time.
+  every document, so nothing is set aside; the ``epcis_capture_failing`` alarm says so until
+  it works again, and the batch is tried again at the longest backoff, with credentials read
+  afresh from their files each time.
 """
 
 from __future__ import annotations
@@ -143,6 +144,7 @@ class CaptureSender:
         self.refused = 0
         self.last_error: str | None = None
         self._failing_since: float | None = None
+        self._holding = False  # the endpoint refuses every document (credentials, URL)
 
     @property
     def cursor(self) -> int:
@@ -199,7 +201,8 @@ class CaptureSender:
             except Refused as exc:
                 if not exc.per_document:
                     self._failing(str(exc))
-                    self.alarm("epcis_capture_refused", f"{self.url}: {exc}; retrying every few minutes")
+                    self.alarm("epcis_capture_failing", f"{self.url}: {exc}; retrying every few minutes")
+                    self._holding = True
                     delay = self.settings.capture_retry_max_s
                     await asyncio.sleep(delay * random.uniform(0.8, 1.0))
                     continue
@@ -260,6 +263,9 @@ class CaptureSender:
         self.last_error = detail
 
     def _recovered(self) -> None:
+        if self._holding:
+            self._holding = False
+            self.alarm("epcis_capture_failing", None)
         if self._failing_since is not None:
             log.warning(
                 "epcis: capture at %s works again after %.0f s", self.url, time.monotonic() - self._failing_since
