@@ -134,7 +134,10 @@ class EpcisOutput:
             # before EPCIS output was configured; replay can send them).
             self.outbox.set_meta(SCAN_CURSOR, str(scans.last_seq))
         self._cursor = int(self.outbox.get_meta(SCAN_CURSOR) or 0)
-        self.deriver.load_state(self.outbox.get_meta(DOOR_CONTEXTS))
+        try:
+            self.deriver.load_state(self.outbox.get_meta(DOOR_CONTEXTS))
+        except ValueError as exc:  # unreadable (written by another version?): start without
+            log.error("epcis: the stored dispatch and receiving contexts are unreadable, starting without: %s", exc)
 
     @property
     def cursor(self) -> int:
@@ -275,17 +278,21 @@ class EpcisOutput:
 
     def replay(self, start: int, end: int) -> None:
         """``request/replay``: the EPCIS documents of the scans ``start``..``end`` again."""
-        ids = [e.event_id for e in self.scans.history(from_seq=start, to_seq=end, limit=end - start + 1)]
-        documents = self.outbox.by_event_ids(ids)
-        if not documents:
-            return
-        self.gateway.background(self._replay(documents), "gatewayd[request replay].epcis")
-        if self.capture is not None:
-            self.capture.replay(documents)
+        self.gateway.background(self._replay(start, end), "gatewayd[request replay].epcis")
 
-    async def _replay(self, documents: list[Event]) -> None:
-        sent = await send_replayed(self.link, documents, self.gateway.settings.outbox.inflight)
-        log.info("replay: re-published %d EPCIS document(s)", sent)
+    async def _replay(self, start: int, end: int) -> None:
+        sent = 0
+        cursor = start
+        while cursor <= end:
+            scans = self.scans.history(from_seq=cursor, to_seq=end, limit=DERIVE_BATCH)
+            if not scans:
+                break
+            cursor = scans[-1].seq + 1
+            documents = self.outbox.by_event_ids(e.event_id for e in scans)
+            if self.capture is not None:
+                self.capture.replay(documents)
+            sent += await send_replayed(self.link, documents, self.gateway.settings.outbox.inflight)
+        log.info("replay: re-published %d EPCIS document(s) of scans %d to %d", sent, start, end)
 
     def prune(self) -> None:
         # Documents the capture endpoint has not taken yet stay, whatever their age.

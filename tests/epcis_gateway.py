@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tests.mqtt_tools import Subscriber, write_config
+from tests.mqtt_tools import DaemonProcess, Subscriber, start_daemon, wait_online, wait_until, write_config
 from tests.pty_scanner import PtyScanner
 
 GATEWAY = "epcis-gw"
@@ -98,3 +98,24 @@ def epcis_documents(sub: Subscriber, station: str = "") -> list[dict[str, Any]]:
 
 def all_events(sub: Subscriber, station: str = "") -> list[dict[str, Any]]:
     return [e for d in epcis_documents(sub, station) for e in events(d)]
+
+
+SCANNERS = ("dock-03-left", "dock-04-left")
+
+
+def start_gateway(sub: Subscriber, daemons: list[DaemonProcess], cfg: Path, tmp_path: Path) -> DaemonProcess:
+    """Start the daemon and wait until it is online with both scanners open: the serial
+    driver drops what was typed before it opened the port."""
+    since = {d: len(sub.on(f"{P}/devices/{d}/state")) for d in SCANNERS}
+    status_since = len(sub.on(f"{P}/status"))
+    d = start_daemon(daemons, cfg, tmp_path)
+    wait_online(sub, d, root=P, since=status_since)
+    for scanner in SCANNERS:
+        wait_until(
+            lambda s=scanner: any(
+                m.json()["state"] == "connected" for m in sub.on(f"{P}/devices/{s}/state")[since[s] :]
+            ),
+            timeout=20,
+            what=f"scanner {scanner} connected",
+        )
+    return d

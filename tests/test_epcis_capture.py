@@ -18,8 +18,8 @@ import pytest
 from gatewayd.demo.local_broker import LocalBroker
 from tests.capture_server import CaptureServer
 from tests.certs import make_pki, openssl
-from tests.epcis_gateway import P, epcis_config, lot_read, scan
-from tests.mqtt_tools import DaemonProcess, Subscriber, start_daemon, wait_online, wait_until
+from tests.epcis_gateway import P, epcis_config, lot_read, scan, start_gateway
+from tests.mqtt_tools import DaemonProcess, Subscriber, wait_until
 from tests.pty_scanner import PtyScanner
 
 Validate = Callable[[dict[str, Any]], None]
@@ -55,10 +55,7 @@ capture_retry_max_s = 0.5
         )
 
     def start(self, sub: Subscriber, cfg: Path) -> DaemonProcess:
-        since = len(sub.on(f"{P}/status"))
-        d = start_daemon(self.daemons, cfg, self.tmp_path)
-        wait_online(sub, d, root=P, since=since)
-        return d
+        return start_gateway(sub, self.daemons, cfg, self.tmp_path)
 
 
 @pytest.fixture

@@ -30,8 +30,9 @@ from tests.epcis_gateway import (
     epcis_documents,
     lot_read,
     scan,
+    start_gateway,
 )
-from tests.mqtt_tools import DaemonProcess, Subscriber, start_daemon, wait_online, wait_until
+from tests.mqtt_tools import DaemonProcess, Subscriber, wait_until
 from tests.pty_scanner import PtyScanner
 
 Validate = Callable[[dict[str, Any]], None]
@@ -47,10 +48,7 @@ class Rig:
 
     def start(self, sub: Subscriber) -> DaemonProcess:
         cfg = epcis_config(self.tmp_path, self.broker.port, self.scanner, self.dispatch_scanner)
-        since = len(sub.on(f"{P}/status"))
-        d = start_daemon(self.daemons, cfg, self.tmp_path)
-        wait_online(sub, d, root=P, since=since)
-        return d
+        return start_gateway(sub, self.daemons, cfg, self.tmp_path)
 
 
 @pytest.fixture

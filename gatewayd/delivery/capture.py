@@ -285,13 +285,20 @@ class CaptureSender:
         location = answer.header("location")
         if not location:
             return  # accepted, but no job to follow: the binding makes Location mandatory
-        await self._follow(urljoin(self.url, location))
+        job = urljoin(self.url, location)
+        if urlsplit(job)[:2] != urlsplit(self.url)[:2]:
+            # The credentials go to the capture endpoint's origin only.
+            log.warning("epcis: not following capture job %s on another origin; taking 202 as accepted", job)
+            return
+        await self._follow(job)
 
     async def _follow(self, job_url: str) -> None:
         deadline = time.monotonic() + self.settings.capture_job_timeout_s
         poll = JOB_POLL_MIN_S
         while True:
             answer = await self._request("GET", job_url, None)
+            if answer.status == 404:
+                raise Retry(f"capture job {job_url} is unknown to the endpoint (restarted?)")
             if answer.status != 200:
                 self._judge(answer, f"GET capture job {job_url}")
                 raise Retry(f"capture job {job_url}: HTTP {answer.status}")

@@ -128,12 +128,15 @@ class EpcisDeriver:
         return json.dumps({s: ctx.to_json() for s, ctx in sorted(self._doors.items())}, separators=(",", ":"))
 
     def load_state(self, text: str | None) -> None:
+        """Resume from :meth:`state`; on a ValueError nothing is open."""
         self._doors = {}
         if not text:
             return
-        for station, data in json.loads(text).items():
-            if station in self._base:  # a station removed from the config has no context
-                self._doors[station] = DoorContext.from_json(data)
+        self._doors = {
+            station: DoorContext.from_json(data)
+            for station, data in json.loads(text).items()
+            if station in self._base  # a station removed from the config has no context
+        }
 
     def context(self, station: str) -> dict[str, Any] | None:
         """The open context of ``station``, as its retained state shows it."""
