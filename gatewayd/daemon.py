@@ -89,7 +89,7 @@ class DeviceInfo:
 # contexts after it (written in the same transaction as the document of that scan).
 SCAN_CURSOR = "scan_cursor"
 DOOR_CONTEXTS = "door_contexts"
-DERIVE_BATCH = 200
+DERIVE_BATCH = 50  # scans derived, then committed in one transaction
 DERIVE_IDLE_S = 1.0  # how often open contexts are checked for the idle timeout
 DERIVE_SETTLE_S = 0.02
 
@@ -131,7 +131,7 @@ class EpcisOutput:
         cursor = self.outbox.get_meta(SCAN_CURSOR)
         if cursor is None:
             # First start with [epcis]: reads from now on (earlier ones were published
-            # before EPCIS output was configured; replay can send them).
+            # before EPCIS output was configured).
             self.outbox.set_meta(SCAN_CURSOR, str(scans.last_seq))
         self._cursor = int(self.outbox.get_meta(SCAN_CURSOR) or 0)
         try:
@@ -175,35 +175,36 @@ class EpcisOutput:
             # burst together: derivation never competes with a scan on its way out.
             await asyncio.sleep(DERIVE_SETTLE_S)
             self._wake.clear()
-            more = True
-            while more:
+            while True:
                 rows = self._pending()
+                derived: list[Derived] = []
                 for row in rows:
-                    if not self._derive(row):
-                        rows = []
-                        break
+                    derived += self._derive(row)
                     await asyncio.sleep(0)  # a read that comes in meanwhile waits for one document at most
-                more = len(rows) == DERIVE_BATCH
+                if not rows or not self._commit(derived, rows[-1].seq) or len(rows) < DERIVE_BATCH:
+                    break
             if self._cursor >= self.scans.last_seq:
-                self._apply_steps(before=None)
                 now = rfc3339(time.time())
-                for derived in self.deriver.tick(now=now, created=now):
-                    if not self._store(derived, self._cursor):
-                        break
+                closed = self._steps_before(None) + self.deriver.tick(now=now, created=now)
+                if closed:
+                    self._commit(closed, self._cursor)
             self._show_contexts()
 
     def derive_pending(self) -> bool:
-        """Derive a batch of committed scans at once; True if there may be more."""
+        """Derive and commit a batch of committed scans at once; True if there may be more."""
         rows = self._pending()
-        for row in rows:
-            if not self._derive(row):
-                return False
         if not rows:
-            self._apply_steps(before=None)
-        self._show_contexts()
-        return len(rows) == DERIVE_BATCH
+            self._commit(self._steps_before(None), self._cursor)
+            return False
+        derived = [d for row in rows for d in self._derive(row)]
+        return self._commit(derived, rows[-1].seq) and len(rows) == DERIVE_BATCH
 
     def _pending(self) -> list[Event]:
+        """The next committed scans to derive, unless the EPCIS outbox is full."""
+        if self.outbox.full:
+            self.gateway.set_alarm("epcis_outbox_full", f"{self.outbox.path} is full; EPCIS output waits")
+            return []
+        self.gateway.set_alarm("epcis_outbox_full", None)
         rows = self.scans.history(from_seq=self._cursor + 1, to_seq=self.scans.last_seq, limit=DERIVE_BATCH)
         if rows and rows[0].seq > self._cursor + 1:
             # Pruned before they were derived: the EPCIS output was stuck for longer than
@@ -215,57 +216,49 @@ class EpcisOutput:
             )
         return rows
 
-    def _derive(self, row: Event) -> bool:
-        self._apply_steps(before=row.seq)
-        if self.outbox.full:
-            self.gateway.set_alarm("epcis_outbox_full", f"{self.outbox.path} is full; EPCIS output waits")
-            return False
-        self.gateway.set_alarm("epcis_outbox_full", None)
-        derived = self.deriver.scan(json.loads(row.payload), created=rfc3339(time.time()))
-        return self._store(derived, row.seq)
+    def _derive(self, row: Event) -> list[Derived]:
+        """The step changes made before this scan, then the scan itself."""
+        derived = self._steps_before(row.seq)
+        derived.append(self.deriver.scan(json.loads(row.payload), created=rfc3339(time.time())))
+        return derived
 
-    def _apply_steps(self, *, before: int | None) -> None:
-        while self._steps and (before is None or self._steps[0][1] < before):
+    def _steps_before(self, seq: int | None) -> list[Derived]:
+        out = []
+        while self._steps and (seq is None or self._steps[0][1] < seq):
             station, _ = self._steps.pop(0)
-            now = rfc3339(time.time())
-            derived = self.deriver.step_changed(station, created=now)
+            derived = self.deriver.step_changed(station, created=rfc3339(time.time()))
             if derived is not None:
-                self._store(derived, self._cursor)
+                out.append(derived)
+        return out
 
-    def _store(self, derived: Derived, cursor: int) -> bool:
-        """Commit a derived document with the cursor and door contexts; False on failure."""
-        for problem in derived.errors:
-            self.errors += 1
-            log.error("epcis: station %s, event %s: %s", derived.station, derived.event_id or "-", problem)
-        meta = {SCAN_CURSOR: str(cursor), DOOR_CONTEXTS: self.deriver.state()}
+    def _commit(self, derived: list[Derived], cursor: int) -> bool:
+        """Commit derived documents with the cursor and the door contexts, in one
+        transaction, then hand them to the publisher; False (nothing kept) on failure."""
+        for d in derived:
+            for problem in d.errors:
+                self.errors += 1
+                log.error("epcis: station %s, event %s: %s", d.station, d.event_id or "-", problem)
+        items = [
+            (f"{self.gateway.root}/epcis/{d.station}", d.event_id, json_bytes(d.document))
+            for d in derived
+            if d.document is not None
+        ]
         try:
-            if derived.document is None:
-                self.outbox.set_metas(meta)
-                self._cursor = cursor
-                return True
-            payload = json_bytes(derived.document)
-            event = self.outbox.capture(
-                topic=f"{self.gateway.root}/epcis/{derived.station}",
-                build=lambda _seq, _id: payload,
-                event_id=derived.event_id,
-                meta=meta,
+            events = self.outbox.capture_many(
+                items, meta={SCAN_CURSOR: str(cursor), DOOR_CONTEXTS: self.deriver.state()}
             )
-        except sqlite3.IntegrityError:
-            # Derived and committed before a crash that lost the cursor: same document.
-            self.outbox.set_metas(meta)
-            self._cursor = cursor
-            return True
         except (sqlite3.Error, OutboxFull) as exc:
-            # Nothing stored: go back to the stored state and try again later.
-            log.error("epcis: cannot store the document of event %s: %s", derived.event_id, exc)
+            # Nothing stored: go back to the stored state; the same scans are derived again.
+            log.error("epcis: cannot store EPCIS documents up to scan %d: %s", cursor, exc)
             self.gateway.set_alarm("epcis_outbox_error", f"cannot write {self.outbox.path}: {exc}")
             self.deriver.load_state(self.outbox.get_meta(DOOR_CONTEXTS))
             self._steps.clear()
             return False
         self._cursor = cursor
         self.gateway.set_alarm("epcis_outbox_error", None)
-        self.publisher.captured(event)
-        if self.capture is not None:
+        for event in events:
+            self.publisher.captured(event)
+        if events and self.capture is not None:
             self.capture.wake()
         return True
 

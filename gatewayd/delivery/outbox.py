@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -178,11 +178,6 @@ class Outbox:
         with self._tx():
             self._set_meta(key, value)
 
-    def set_metas(self, values: Mapping[str, str]) -> None:
-        """Several keys in one transaction: all or none."""
-        with self._tx():
-            for key, value in values.items():
-                self._set_meta(key, value)
 
     # -- capture ---------------------------------------------------------------------
 
@@ -199,47 +194,79 @@ class Outbox:
     def full(self) -> bool:
         return self._depth >= self.settings.max_events or self._depth_bytes >= self.settings.max_bytes
 
-    def capture(
-        self,
-        *,
-        topic: str,
-        build: Callable[[int, str], bytes],
-        at: float | None = None,
-        event_id: str | None = None,
-        meta: Mapping[str, str] | None = None,
-    ) -> Event:
-        """Commit one event and return it; ``build(seq, event_id)`` makes the payload.
-
-        ``event_id`` is a new UUIDv7 unless given (an event derived from another keeps its
-        source's id); ``meta`` keys are written in the same transaction, so a cursor that
-        says how far the source was read is never ahead of or behind the event.
-
-        Raises :class:`OutboxFull` (nothing written) when the undelivered backlog is at its
-        limit: already captured events are never dropped to make room.
-        """
+    def _refuse_if_full(self) -> None:
         if self.full:
             self._refused += 1
             raise OutboxFull(
                 f"outbox full: {self._depth} undelivered events, {self._depth_bytes} bytes "
                 f"(limits {self.settings.max_events} events, {self.settings.max_bytes} bytes)"
             )
+
+    def capture(self, *, topic: str, build: Callable[[int, str], bytes], at: float | None = None) -> Event:
+        """Commit one event and return it; ``build(seq, event_id)`` makes the payload.
+
+        Raises :class:`OutboxFull` (nothing written) when the undelivered backlog is at its
+        limit: already captured events are never dropped to make room.
+        """
+        self._refuse_if_full()
         now = time.time() if at is None else at
         seq = self._next_seq
-        if event_id is None:
-            event_id = str(uuid7(now))
+        event_id = str(uuid7(now))
         payload = build(seq, event_id)
         with self._tx() as db:
             db.execute(
                 "INSERT INTO events (seq, event_id, topic, payload, captured_at) VALUES (?, ?, ?, ?, ?)",
                 (seq, event_id, topic, payload, now),
             )
-            for key, value in (meta or {}).items():
-                self._set_meta(key, value)
         self._next_seq = seq + 1
         self._retained += 1
         self._depth += 1
         self._depth_bytes += len(payload)
         return Event(seq, event_id, topic, payload, now)
+
+    def capture_many(
+        self, items: Sequence[tuple[str, str, bytes]], *, meta: Mapping[str, str], at: float | None = None
+    ) -> list[Event]:
+        """Commit events made from others, given as ``(topic, event_id, payload)``, and the
+        ``meta`` keys that say how far the source was read, in one transaction: the cursor
+        is never ahead of or behind the events. An event whose ``event_id`` is stored
+        already is left out (it was committed before a crash lost what followed).
+
+        Raises :class:`OutboxFull` (nothing written) when there are events and the backlog
+        is at its limit.
+        """
+        if items:
+            self._refuse_if_full()
+        now = time.time() if at is None else at
+        seq = self._next_seq
+        events: list[Event] = []
+        with self._tx() as db:
+            ids = [event_id for _, event_id, _ in items]
+            stored = {
+                row[0]
+                for start in range(0, len(ids), 500)
+                for row in db.execute(
+                    "SELECT event_id FROM events WHERE event_id IN "  # noqa: S608
+                    f"({','.join('?' * len(ids[start : start + 500]))})",
+                    ids[start : start + 500],
+                )
+            }
+            for topic, event_id, payload in items:
+                if event_id in stored:
+                    continue
+                stored.add(event_id)
+                db.execute(
+                    "INSERT INTO events (seq, event_id, topic, payload, captured_at) VALUES (?, ?, ?, ?, ?)",
+                    (seq, event_id, topic, payload, now),
+                )
+                events.append(Event(seq, event_id, topic, payload, now))
+                seq += 1
+            for key, value in meta.items():
+                self._set_meta(key, value)
+        self._next_seq = seq
+        self._depth += len(events)
+        self._depth_bytes += sum(len(e.payload) for e in events)
+        return events
 
     # -- delivery --------------------------------------------------------------------
 
