@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from gatewayd import __version__
 from gatewayd.clock import ClockSync, rfc3339
 from gatewayd.config import STEPS, ScannerSettings, Settings
-from gatewayd.delivery.capture import CAPTURE_CURSOR, CaptureSender
+from gatewayd.delivery.epcis_capture import CAPTURE_CURSOR, CaptureSender
 from gatewayd.delivery.mqtt_link import Message, MqttLink
 from gatewayd.delivery.outbox import Event, Outbox
 from gatewayd.delivery.publisher import Publisher

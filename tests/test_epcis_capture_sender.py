@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from gatewayd.config import EpcisSettings, OutboxSettings
-from gatewayd.delivery.capture import CAPTURE_CURSOR, CaptureSender
+from gatewayd.delivery.epcis_capture import CAPTURE_CURSOR, CaptureSender
 from gatewayd.delivery.outbox import Outbox
 from gatewayd.epcis.mapping import epcis_document
 from tests.capture_server import CaptureServer

@@ -69,7 +69,7 @@ def machine_checks(settings: Settings) -> list[MachineCheck]:
         if any(path for _, path in epcis_files):
 
             def capture_files() -> list[str]:
-                from gatewayd.delivery.capture import check_capture_files
+                from gatewayd.delivery.epcis_capture import check_capture_files
 
                 return check_capture_files(epcis)
 
