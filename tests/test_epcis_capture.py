@@ -18,7 +18,7 @@ import pytest
 from gatewayd.demo.local_broker import LocalBroker
 from tests.capture_server import CaptureServer
 from tests.certs import make_pki, openssl
-from tests.epcis_gateway import P, epcis_config, lot_read, scan, start_gateway
+from tests.epcis_gateway import GTIN, READ_POINT, P, epcis_config, lot_read, scan, start_gateway
 from tests.mqtt_tools import DaemonProcess, Subscriber, wait_until
 from tests.pty_scanner import PtyScanner
 
@@ -89,6 +89,13 @@ def test_documents_are_captured_over_tls_with_the_token(rig: Rig, tmp_path: Path
         wait_until(lambda: len(rig.server.events()) >= 3, what="three events captured", timeout=20)
         ids = [f"urn:uuid:{i}" for i in scan_event_ids(sub)]
         assert [e["eventID"] for e in rig.server.events()] == ids  # in seq order, each once
+        # The same events as on MQTT: receiving, the read point, the lot class.
+        wait_until(lambda: len(sub.on(f"{P}/epcis/")) == 3, what="three documents on MQTT")
+        on_mqtt = [e for m in sub.on(f"{P}/epcis/") for e in m.json()["epcisBody"]["eventList"]]
+        assert rig.server.events() == on_mqtt
+        first = on_mqtt[0]
+        assert (first["bizStep"], first["readPoint"]["id"]) == ("receiving", READ_POINT)
+        assert first["quantityList"] == [{"epcClass": f"https://id.gs1.org/01/{GTIN}/10/LOT-1"}]
         for post in rig.server.posts():
             assert post.headers["content-type"] == "application/json"
             assert post.headers["authorization"] == f"Bearer {TOKEN}"
