@@ -32,7 +32,7 @@ from tests.epcis_gateway import (
     scan,
     start_gateway,
 )
-from tests.mqtt_tools import DaemonProcess, Subscriber, wait_until
+from tests.mqtt_tools import DaemonProcess, Subscriber, last_seq_in, wait_until
 from tests.pty_scanner import PtyScanner
 
 Validate = Callable[[dict[str, Any]], None]
@@ -220,3 +220,26 @@ def test_a_dispatch_context_survives_kill_9(rig: Rig, assert_valid: Validate) ->
         read_ids = {f"urn:uuid:{p['event_id']}" for p in scans(sub, "dock-04")}
         assert read_ids <= set(seen)
         assert d.terminate() == 0
+
+
+def test_kill_9_while_documents_are_being_made_loses_none(rig: Rig, assert_valid: Validate) -> None:
+    scanner = rig.scanner
+    with Subscriber(rig.broker.port, [f"{P}/#"]) as sub:
+        d = rig.start(sub)
+        for i in range(40):
+            scan(scanner, lot_read(f"K{i:02d}"))
+        wait_until(lambda: len(scans(sub)) >= 10, what="the first scans")
+        d.kill9()  # reads still arriving, documents still being made and sent
+        d = rig.start(sub)
+        last = last_seq_in(rig.tmp_path)  # every read the gateway captured
+        wait_until(lambda: {p["seq"] for p in scans(sub)} >= set(range(1, last + 1)), what="every captured scan")
+        wanted = {f"urn:uuid:{p['event_id']}" for p in scans(sub)}
+        wait_until(lambda: {e["eventID"] for e in all_events(sub)} >= wanted, what="an event per scan", timeout=30)
+        seen: dict[str, dict[str, Any]] = {}
+        for doc in epcis_documents(sub):
+            assert_valid(doc)
+            for e in doc["epcisBody"]["eventList"]:
+                assert seen.setdefault(e["eventID"], e) == e  # a redelivery is the same event
+        assert set(seen) == wanted
+        assert d.terminate() == 0
+
