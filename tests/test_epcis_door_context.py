@@ -9,10 +9,12 @@ from typing import Any
 
 import pytest
 
-from gatewayd.epcis.mapping import (
-    DoorContext,
+from gatewayd.epcis.identifiers import (
     EpcisError,
     IdFormat,
+)
+from gatewayd.epcis.mapping import (
+    DoorContext,
     StationContext,
     Transition,
     aggregation_event,

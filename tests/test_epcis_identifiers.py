@@ -16,11 +16,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gatewayd.epcis import mapping as epcis
-from gatewayd.epcis.mapping import (
+from gatewayd.epcis import identifiers as epcis
+from gatewayd.epcis.identifiers import (
     CompanyPrefixTable,
     EpcisError,
     UnknownCompanyPrefixError,
+    as_lookup,
     ginc_id,
     gsin_id,
     gtin_class,
@@ -139,7 +140,7 @@ def test_prefix_table_longest_match_and_default() -> None:
     assert table("401234512345") is None
     assert CompanyPrefixTable({}, default=8)("401234512345") == 8
     # A plain mapping is accepted where a lookup is expected.
-    assert sgtin_id("80614141123458", "1", ids="urn", company_prefix_length=epcis._as_lookup({"0614141": 7})) == (
+    assert sgtin_id("80614141123458", "1", ids="urn", company_prefix_length=as_lookup({"0614141": 7})) == (
         "urn:epc:id:sgtin:0614141.812345.1"
     )
 

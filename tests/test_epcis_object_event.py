@@ -13,13 +13,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gatewayd.epcis.mapping import (
-    AUTO,
+from gatewayd.epcis.identifiers import (
     CompanyPrefixTable,
     EpcisError,
+    UnknownCompanyPrefixError,
+)
+from gatewayd.epcis.mapping import (
+    AUTO,
     Extension,
     StationContext,
-    UnknownCompanyPrefixError,
     epcis_document,
     object_event,
     read_quantity,

@@ -18,10 +18,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from gatewayd.config import Settings
+from gatewayd.epcis.identifiers import CompanyPrefixTable, EpcisError
 from gatewayd.epcis.mapping import (
-    CompanyPrefixTable,
     DoorContext,
-    EpcisError,
     StationContext,
     Transition,
     aggregation_event,
