@@ -89,9 +89,10 @@ class DeviceInfo:
 # contexts after it (written in the same transaction as the document of that scan).
 SCAN_CURSOR = "scan_cursor"
 DOOR_CONTEXTS = "door_contexts"
-DERIVE_BATCH = 50  # scans derived, then committed in one transaction
+DERIVE_BATCH = 10  # scans derived, then committed in one transaction
 DERIVE_IDLE_S = 1.0  # how often open contexts are checked for the idle timeout
-DERIVE_SETTLE_S = 0.02
+DERIVE_QUIET_S = 0.05  # documents are made once reads pause this long ...
+DERIVE_MAX_DELAY_S = 0.25  # ... or after this long while they keep coming
 
 
 class EpcisOutput:
@@ -171,10 +172,7 @@ class EpcisOutput:
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=DERIVE_IDLE_S)
-            # Let the read that woke us reach the broker first, and take the reads of a
-            # burst together: derivation never competes with a scan on its way out.
-            await asyncio.sleep(DERIVE_SETTLE_S)
-            self._wake.clear()
+            await self._quiet()
             while True:
                 rows = self._pending()
                 derived: list[Derived] = []
@@ -183,12 +181,25 @@ class EpcisOutput:
                     await asyncio.sleep(0)  # a read that comes in meanwhile waits for one document at most
                 if not rows or not self._commit(derived, rows[-1].seq) or len(rows) < DERIVE_BATCH:
                     break
+                await asyncio.sleep(0)  # and between batches, for their publishes and acks
             if self._cursor >= self.scans.last_seq:
                 now = rfc3339(time.time())
                 closed = self._steps_before(None) + self.deriver.tick(now=now, created=now)
                 if closed:
                     self._commit(closed, self._cursor)
             self._show_contexts()
+
+    async def _quiet(self) -> None:
+        """Wait for a pause between reads (DERIVE_QUIET_S), or DERIVE_MAX_DELAY_S at most
+        while reads keep coming: documents are made between reads, in batches, so making
+        them never competes with a scan on its way out."""
+        started = time.monotonic()
+        while time.monotonic() - started < DERIVE_MAX_DELAY_S:
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=DERIVE_QUIET_S)
+            except TimeoutError:
+                return
 
     def derive_pending(self) -> bool:
         """Derive and commit a batch of committed scans at once; True if there may be more."""
