@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from gatewayd import __version__
 from gatewayd.clock import ClockSync, rfc3339
 from gatewayd.config import STEPS, ScannerSettings, Settings
-from gatewayd.delivery.epcis_capture import CAPTURE_CURSOR, CaptureSender
+from gatewayd.delivery.epcis_capture import CaptureSender
 from gatewayd.delivery.mqtt_link import Message, MqttLink
 from gatewayd.delivery.outbox import Event, Outbox
 from gatewayd.delivery.publisher import Publisher
@@ -300,7 +300,7 @@ class EpcisOutput:
 
     def prune(self) -> None:
         # Documents the capture endpoint has not taken yet stay, whatever their age.
-        keep = int(self.outbox.get_meta(CAPTURE_CURSOR) or 0) + 1 if self.capture is not None else None
+        keep = self.capture.cursor + 1 if self.capture is not None else None
         self.outbox.prune(keep_from_seq=keep)
 
     def status(self) -> dict[str, Any]:

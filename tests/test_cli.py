@@ -410,10 +410,14 @@ def test_check_with_epcis_checks_read_points_and_capture_credentials(tmp_path: P
     cfg = write(tmp_path / "gatewayd.toml", VALID + epcis)
     result = gatewayd("check", "--config", str(cfg), tmp_path=tmp_path)
     assert result.returncode == 2, result.stdout
-    lines = result.stderr.splitlines()
+    lines = [line for line in result.stderr.splitlines() if not line.startswith("note: ")]  # unplugged scanner
     assert lines[0] == f"gatewayd: 2 problem(s) in {cfg}:"
     assert lines[1].strip().startswith("stations[0].location: 'urn:epc:id:sgln:9506000134352.0.3' is not an SGLN")
     assert lines[2].strip().startswith(f"epcis.token_file: cannot read {tmp_path / 'missing-token'}")
+    # --offline checks the config alone: the read point, not the token file of this machine.
+    offline = gatewayd("check", "--offline", "--config", str(cfg), tmp_path=tmp_path)
+    assert offline.returncode == 2
+    assert "stations[0].location" in offline.stderr and "epcis.token_file: cannot read" not in offline.stderr
     fixed = VALID.replace("9506000134352.0.3", "9506000.13435.3") + epcis
     write(tmp_path / "missing-token", "t0ken\n")
     result = gatewayd("check", "--config", str(write(cfg, fixed)), tmp_path=tmp_path)

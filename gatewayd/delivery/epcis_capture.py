@@ -145,10 +145,12 @@ class CaptureSender:
         self.last_error: str | None = None
         self._failing_since: float | None = None
         self._holding = False  # the endpoint refuses every document (credentials, URL)
+        self._cursor = int(outbox.get_meta(CAPTURE_CURSOR) or 0)
 
     @property
     def cursor(self) -> int:
-        return int(self.outbox.get_meta(CAPTURE_CURSOR) or 0)
+        """The last EPCIS outbox seq the endpoint has taken (or that was set aside)."""
+        return self._cursor
 
     async def __aenter__(self) -> Self:
         self._task = asyncio.create_task(self._run(), name="gatewayd[epcis].capture")
@@ -180,9 +182,8 @@ class CaptureSender:
             if self._replay:
                 batch, replaying = self._replay[0][: self.settings.capture_batch], True
             else:
-                cursor = self.cursor
                 batch = self.outbox.history(
-                    from_seq=cursor + 1, to_seq=self.outbox.last_seq, limit=self.settings.capture_batch
+                    from_seq=self._cursor + 1, to_seq=self.outbox.last_seq, limit=self.settings.capture_batch
                 )
                 replaying = False
             if not batch:
@@ -222,6 +223,7 @@ class CaptureSender:
                     self._replay.pop(0)
             else:
                 self.outbox.set_meta(CAPTURE_CURSOR, str(batch[-1].seq))
+                self._cursor = batch[-1].seq
             delay = FIRST_RETRY_S
             self._recovered()
 
