@@ -96,11 +96,11 @@ DERIVE_MAX_DELAY_S = 0.25  # ... or after this long while they keep coming
 
 
 class EpcisOutput:
-    """EPCIS 2.0 output, off the read path: a task turns committed scan rows into
-    EPCISDocuments in ``seq`` order and commits each to a second outbox
-    (``epcis.sqlite3``), from which a publisher sends them to ``P/epcis/{station}`` and,
-    with ``capture_url``, the capture sender POSTs them. Both deliver at least once and
-    resume after a restart or ``kill -9`` from what is committed."""
+    """EPCIS 2.0 output, off the read path: when reads pause, a task turns committed scan
+    rows into EPCISDocuments in ``seq`` order and commits them, with its cursor and the door
+    contexts, to a second outbox (``epcis.sqlite3``), from which a publisher sends them to
+    ``P/epcis/{station}`` and, with ``capture_url``, the capture sender POSTs them. Both
+    deliver at least once and resume after a restart or ``kill -9`` from what is committed."""
 
     def __init__(self, gateway: Gateway, scans: Outbox, link: MqttLink) -> None:
         s = gateway.settings
