@@ -304,7 +304,12 @@ class EpcisOutput:
         self.outbox.prune(keep_from_seq=keep)
 
     def status(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"depth": self.outbox.depth, "scan_cursor": self.cursor, "errors": self.errors}
+        body: dict[str, Any] = {
+            "depth": self.outbox.depth,
+            "last_seq": self.outbox.last_seq,
+            "scan_cursor": self.cursor,
+            "errors": self.errors,
+        }
         if self.capture is not None:
             body["capture"] = {
                 "url": self.capture.url,

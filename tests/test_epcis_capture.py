@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import ssl
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,6 +129,9 @@ def test_an_endpoint_outage_across_restarts_and_kill_9_loses_nothing(rig: Rig, a
         d = rig.start(sub, cfg)
         scan(rig.scanner, lot_read("OUT-5"))
         wait_until(lambda: len(scan_event_ids(sub)) == 6, what="six scans")
+        # The site engineer sees it in `gatewayd status` (the status file is rewritten every 5 s).
+        line = wait_until(lambda: _epcis_status(cfg, "FAILING, 6 waiting"), what="the capture outage in status")
+        assert f"capture {rig.server.url}: FAILING, 6 waiting (POST {rig.server.url}:" in line
         rig.server.mode = "accept"
         rig.server.up()
         wanted = {f"urn:uuid:{i}" for i in scan_event_ids(sub)}
@@ -178,3 +183,13 @@ def test_a_refused_document_raises_an_alarm_is_kept_and_can_be_replayed(rig: Rig
 def _replayed(msg: Any) -> bool:
     props = getattr(msg.properties, "UserProperty", None) or []
     return ("replay", "1") in props
+
+
+def _epcis_status(cfg: Path, fragment: str) -> str | None:
+    """The ``epcis:`` line of ``gatewayd status`` once it contains ``fragment``."""
+    result = subprocess.run(
+        [sys.executable, "-m", "gatewayd", "status", "--config", str(cfg)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    line = next((x for x in result.stdout.splitlines() if x.startswith("epcis:")), "")
+    return line if fragment in line else None
