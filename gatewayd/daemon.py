@@ -173,21 +173,31 @@ class EpcisOutput:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=DERIVE_IDLE_S)
             await self._quiet()
-            while True:
-                rows = self._pending()
-                derived: list[Derived] = []
-                for row in rows:
-                    derived += self._derive(row)
-                    await asyncio.sleep(0)  # a read that comes in meanwhile waits for one document at most
-                if not rows or not self._commit(derived, rows[-1].seq) or len(rows) < DERIVE_BATCH:
-                    break
-                await asyncio.sleep(0)  # and between batches, for their publishes and acks
-            if self._cursor >= self.scans.last_seq:
-                now = rfc3339(time.time())
-                closed = self._steps_before(None) + self.deriver.tick(now=now, created=now)
-                if closed:
-                    self._commit(closed, self._cursor)
-            self._show_contexts()
+            try:
+                await self._derive_waiting()
+            except Exception:
+                # A bug must not end EPCIS output for good: say it, resume from what is stored.
+                log.exception("epcis: making documents failed; trying again from scan %d", self._cursor + 1)
+                self.deriver.load_state(self.outbox.get_meta(DOOR_CONTEXTS))
+                await asyncio.sleep(DERIVE_IDLE_S)
+
+    async def _derive_waiting(self) -> None:
+        """Derive and commit every committed scan not derived yet, then close idle contexts."""
+        while True:
+            rows = self._pending()
+            derived: list[Derived] = []
+            for row in rows:
+                derived += self._derive(row)
+                await asyncio.sleep(0)  # a read that comes in meanwhile waits for one document at most
+            if not rows or not self._commit(derived, rows[-1].seq) or len(rows) < DERIVE_BATCH:
+                break
+            await asyncio.sleep(0)  # and between batches, for their publishes and acks
+        if self._cursor >= self.scans.last_seq:
+            now = rfc3339(time.time())
+            closed = self._steps_before(None) + self.deriver.tick(now=now, created=now)
+            if closed:
+                self._commit(closed, self._cursor)
+        self._show_contexts()
 
     async def _quiet(self) -> None:
         """Wait for a pause between reads (DERIVE_QUIET_S), or DERIVE_MAX_DELAY_S at most

@@ -177,6 +177,17 @@ class CaptureSender:
     # -- the loop ----------------------------------------------------------------------
 
     async def _run(self) -> None:
+        while True:
+            try:
+                await self._send_all()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # A bug or a failing disk must not end capture for good: say it, try again.
+                log.exception("epcis: capture sender failed; trying again in %g s", self.settings.capture_retry_max_s)
+                await asyncio.sleep(self.settings.capture_retry_max_s)
+
+    async def _send_all(self) -> None:
         delay = FIRST_RETRY_S
         while True:
             if self._replay:
