@@ -126,6 +126,7 @@ class EpcisOutput:
             )
         self.tracker = self.deriver.tracker()
         self._wake = asyncio.Event()
+        self._last_read = 0.0  # monotonic time of the last read captured
         self._steps: list[tuple[str, int]] = []  # (station, last scan seq before its step changed)
         self._shown: dict[str, dict[str, Any] | None] = {}
         self.errors = 0
@@ -158,6 +159,8 @@ class EpcisOutput:
         self.gateway.spawn(self._run(), "gatewayd[epcis].derive")
 
     def wake(self) -> None:
+        """A read was captured: make its document once reads pause."""
+        self._last_read = time.monotonic()
         self._wake.set()
 
     def step_changed(self, station: str) -> None:
@@ -202,14 +205,16 @@ class EpcisOutput:
     async def _quiet(self) -> None:
         """Wait for a pause between reads (DERIVE_QUIET_S), or DERIVE_MAX_DELAY_S at most
         while reads keep coming: documents are made between reads, in batches, so making
-        them never competes with a scan on its way out."""
+        them never competes with a scan on its way out. A read only notes its time here
+        (no task is woken per read); this wakes once per quiet period."""
         started = time.monotonic()
-        while time.monotonic() - started < DERIVE_MAX_DELAY_S:
-            self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=DERIVE_QUIET_S)
-            except TimeoutError:
+        self._wake.clear()
+        while True:
+            now = time.monotonic()
+            quiet_for = now - self._last_read
+            if quiet_for >= DERIVE_QUIET_S or now - started >= DERIVE_MAX_DELAY_S:
                 return
+            await asyncio.sleep(min(DERIVE_QUIET_S - quiet_for, DERIVE_MAX_DELAY_S - (now - started)))
 
     def derive_pending(self) -> bool:
         """Derive and commit a batch of committed scans at once; True if there may be more."""
@@ -277,10 +282,12 @@ class EpcisOutput:
             return False
         self._cursor = cursor
         self.gateway.set_alarm("epcis_outbox_error", None)
-        for event in events:
-            self.publisher.captured(event)
-        if events and self.capture is not None:
-            self.capture.wake()
+        if events:
+            # The drain task sends them in order, a window at a time, in one socket write
+            # rather than one per document.
+            self.publisher.wake()
+            if self.capture is not None:
+                self.capture.wake()
         return True
 
     def _show_contexts(self) -> None:

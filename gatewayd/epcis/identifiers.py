@@ -9,6 +9,7 @@ syntax 1.2, GS1 General Specifications (GenSpecs: AIs, check digits §7.9.1).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from collections.abc import Callable, Mapping
 from typing import Final, Literal, TypeAlias
@@ -68,6 +69,9 @@ _URN_ESCAPES: Final[Mapping[str, str]] = {
 }  # fmt: skip
 
 
+# A dock sees the same few GTINs and SSCCs again and again, and each read checks its keys
+# several times (door context, event, identifiers): remember the last few thousand answers.
+@functools.lru_cache(maxsize=4096)
 def gs1_check_digit(body: str) -> str:
     """The GS1 mod-10 check digit for ``body`` (all digits but the check digit).
 
