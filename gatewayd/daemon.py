@@ -735,6 +735,7 @@ class Gateway:
         return {
             "step": {"step": st.step, "since": rfc3339(st.since)},
             "devices": [self._device_view(d, k) for d, k, s in self._station_devices() if s == station],
+            "context": self.epcis.context(station) if self.epcis is not None else None,
         }
 
     def _publish_device(self, device: str) -> None:
@@ -746,9 +747,11 @@ class Gateway:
     def publish_station(self, station_id: str) -> None:
         assert self.stations is not None
         st = self.stations[station_id]
+        context = self.epcis.context(station_id) if self.epcis is not None else None
         if self.feedback is not None:
             self.feedback.notify(station_id, "step", {"step": st.step, "since": rfc3339(st.since)})
-        context = self.epcis.context(station_id) if self.epcis is not None else None
+            if self.epcis is not None:
+                self.feedback.notify(station_id, "context", context or {})
         self.publish_retained(
             f"{self.root}/stations/{station_id}/state",
             station_payload(st.id, st.step, st.biz_step, st.since, context=context),
