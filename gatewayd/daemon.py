@@ -92,7 +92,7 @@ DOOR_CONTEXTS = "door_contexts"
 DERIVE_BATCH = 10  # scans derived, then committed in one transaction
 DERIVE_IDLE_S = 1.0  # how often open contexts are checked for the idle timeout
 DERIVE_QUIET_S = 0.05  # documents are made once reads pause this long ...
-DERIVE_MAX_DELAY_S = 0.25  # ... or after this long while they keep coming
+DERIVE_MAX_DELAY_S = 0.1  # ... or after this long while they keep coming
 
 
 class EpcisOutput:
