@@ -299,10 +299,12 @@ def test_own_document_ais(assert_valid: Validate) -> None:
     assert_valid(epcis_document([ev], created=CREATED))
 
 
-def test_po_without_template_is_a_clear_error() -> None:
+def test_po_without_template_is_left_out_not_the_event(assert_valid: Validate) -> None:
     scan = make_scan(step="dispatch", ai={"01": GTIN, "10": "L1", "400": "PO-77"})
-    with pytest.raises(EpcisError, match="po_uri_template"):
-        event(scan)
+    ev = event(scan)
+    assert ev is not None and "bizTransactionList" not in ev
+    assert ev["quantityList"] == [{"epcClass": f"https://id.gs1.org/01/{GTIN}/10/L1"}]
+    assert_valid(epcis_document([ev], created=CREATED))
 
 
 def test_unknown_company_prefix_in_urn_mode() -> None:

@@ -452,6 +452,11 @@ def _scan_transactions(scan: Mapping[str, Any], station: StationContext) -> tupl
         value = ai.get(code)
         if not isinstance(value, str):
             continue
+        if code == "400" and station.po_uri_template is None:
+            # An order number is no GS1 key: without a template it has no URI, and it is left
+            # out rather than costing the read (and every read bound to it) its event. It is
+            # still in the scan event's ``ai``.
+            continue
         try:
             if code == "402":
                 check_key(value, lengths=(17,), what="GSIN")
@@ -574,11 +579,11 @@ def object_event(
       EPCIS 2.0 makes quantity optional). A logistic label's contents (AI 02 + 10 + 37 beside
       AI 00) become a class entry next to the SSCC.
     * ``bizTransactionList``: the read's own AI 400/401/402 plus those of ``context`` (the
-      DoorContext this read is bound to, ``Transition.bound`` from :func:`door_scan`).
+      DoorContext this read is bound to, ``Transition.bound`` from :func:`door_scan`); an AI
+      400 order number only where the station has a ``po_uri_template``.
 
     Raises :class:`EpcisError` when the read has an identity that cannot be expressed (a GTIN
-    with a bad check digit passed in by hand, an unknown company prefix for ``ids="urn"``, an
-    AI 400 without ``po_uri_template``).
+    with a bad check digit passed in by hand, an unknown company prefix for ``ids="urn"``).
     """
     if scan.get("kind") not in ("gs1", "digital_link"):
         return None
