@@ -13,22 +13,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import json
 import logging
 import os
 import sqlite3
 import time
-from collections.abc import Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from gatewayd import __version__
 from gatewayd.clock import ClockSync, rfc3339
 from gatewayd.config import STEPS, ScannerSettings, Settings
+from gatewayd.delivery.epcis_capture import CaptureSender
 from gatewayd.delivery.mqtt_link import Message, MqttLink
-from gatewayd.delivery.outbox import Outbox
+from gatewayd.delivery.outbox import Event, Outbox
 from gatewayd.delivery.publisher import Publisher
-from gatewayd.delivery.replay import Replay
+from gatewayd.delivery.replay import Replay, send_replayed
 from gatewayd.delivery.requests import Requests, check_fields
+from gatewayd.epcis.derive import Derived, EpcisDeriver
 from gatewayd.errors import ConfigError, DeviceUnavailable, OutboxFull, PayloadError
 from gatewayd.feedback.service import Feedback
 from gatewayd.payloads import device_payload, job_payload, json_bytes, printer_payload, station_payload
@@ -81,6 +85,259 @@ class DeviceInfo:
     reported: bool = True  # False until the driver first says how the device is
 
 
+# Meta keys of the EPCIS outbox: the last scan seq turned into EPCIS, and the open door
+# contexts after it (written in the same transaction as the document of that scan).
+SCAN_CURSOR = "scan_cursor"
+DOOR_CONTEXTS = "door_contexts"
+DERIVE_BATCH = 10  # scans derived, then committed in one transaction
+DERIVE_IDLE_S = 1.0  # how often open contexts are checked for the idle timeout
+DERIVE_QUIET_S = 0.05  # documents are made once reads pause this long ...
+DERIVE_MAX_DELAY_S = 0.1  # ... or after this long while they keep coming
+
+
+class EpcisOutput:
+    """EPCIS 2.0 output, off the read path: when reads pause, a task turns committed scan
+    rows into EPCISDocuments in ``seq`` order and commits them, with its cursor and the door
+    contexts, to a second outbox (``epcis.sqlite3``), from which a publisher sends them to
+    ``P/epcis/{station}`` and, with ``capture_url``, the capture sender POSTs them. Both
+    deliver at least once and resume after a restart or ``kill -9`` from what is committed."""
+
+    def __init__(self, gateway: Gateway, scans: Outbox, link: MqttLink) -> None:
+        s = gateway.settings
+        assert s.epcis is not None
+        self.gateway = gateway
+        self.scans = scans
+        self.link = link
+        self.deriver = EpcisDeriver(s)
+        # Every document can be derived again from the scan outbox, and its cursor commits
+        # with it: a commit lost with power rolls both back together and the documents are
+        # made again, with the same events. So this outbox skips the fsync per commit (WAL, NORMAL).
+        self.outbox = Outbox.open(
+            s.gateway.state_dir / "epcis.sqlite3", dataclasses.replace(s.outbox, synchronous="normal")
+        )
+        self.publisher = Publisher(link=link, outbox=self.outbox, settings=s.outbox)
+        self.capture: CaptureSender | None = None
+        if s.epcis.capture_url is not None:
+            self.capture = CaptureSender(
+                outbox=self.outbox,
+                settings=s.epcis,
+                refused_dir=s.gateway.state_dir / "epcis-refused",
+                alarm=gateway.set_alarm,
+            )
+        self.tracker = self.deriver.tracker()
+        self._wake = asyncio.Event()
+        self._last_read = 0.0  # monotonic time of the last read captured
+        self._steps: list[tuple[str, int]] = []  # (station, last scan seq before its step changed)
+        self._shown: dict[str, dict[str, Any] | None] = {}
+        self.errors = 0
+        cursor = self.outbox.get_meta(SCAN_CURSOR)
+        if cursor is None:
+            # First start with [epcis]: reads from now on (earlier ones were published
+            # before EPCIS output was configured).
+            self.outbox.set_meta(SCAN_CURSOR, str(scans.last_seq))
+        self._cursor = int(self.outbox.get_meta(SCAN_CURSOR) or 0)
+        try:
+            self.deriver.load_state(self.outbox.get_meta(DOOR_CONTEXTS))
+        except ValueError as exc:  # unreadable (written by another version?): start without
+            log.error("epcis: the stored dispatch and receiving contexts are unreadable, starting without: %s", exc)
+
+    @property
+    def cursor(self) -> int:
+        """The last scan seq whose EPCIS output is committed."""
+        return self._cursor
+
+    async def start(self, stack: contextlib.AsyncExitStack) -> None:
+        """Start delivering and deriving (the caller closes :attr:`outbox` on its way out)."""
+        await stack.enter_async_context(self.publisher)
+        if self.capture is not None:
+            await stack.enter_async_context(self.capture)
+        # What a crash left behind, before new reads come in: the read path's door contexts
+        # start from the derived ones, so both follow the same reads from the same state.
+        while self.derive_pending():
+            pass
+        self.tracker = self.deriver.tracker()
+        self.gateway.spawn(self._run(), "gatewayd[epcis].derive")
+
+    def wake(self) -> None:
+        """A read was captured: make its document once reads pause."""
+        self._last_read = time.monotonic()
+        self._wake.set()
+
+    def step_changed(self, station: str) -> None:
+        self.tracker.step_changed(station)
+        self._steps.append((station, self.scans.last_seq))
+        self._wake.set()
+
+    def context(self, station: str) -> dict[str, Any] | None:
+        return self.deriver.context(station)
+
+    async def _run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=DERIVE_IDLE_S)
+            await self._quiet()
+            try:
+                await self._derive_waiting()
+            except Exception:
+                # A bug must not end EPCIS output for good: say it, resume from what is stored.
+                log.exception("epcis: making documents failed; trying again from scan %d", self._cursor + 1)
+                self.deriver.load_state(self.outbox.get_meta(DOOR_CONTEXTS))
+                await asyncio.sleep(DERIVE_IDLE_S)
+
+    async def _derive_waiting(self) -> None:
+        """Derive and commit every committed scan not derived yet, then close idle contexts."""
+        while True:
+            rows = self._pending()
+            derived: list[Derived] = []
+            for row in rows:
+                derived += self._derive(row)
+                await asyncio.sleep(0)  # a read that comes in meanwhile waits for one document at most
+            if not rows or not self._commit(derived, rows[-1].seq) or len(rows) < DERIVE_BATCH:
+                break
+            await asyncio.sleep(0)  # and between batches, for their publishes and acks
+        if self._cursor >= self.scans.last_seq:
+            now = rfc3339(time.time())
+            closed = self._steps_before(None) + self.deriver.tick(now=now, created=now)
+            if closed:
+                self._commit(closed, self._cursor)
+        self._show_contexts()
+
+    async def _quiet(self) -> None:
+        """Wait for a pause between reads (DERIVE_QUIET_S), or DERIVE_MAX_DELAY_S at most
+        while reads keep coming: documents are made between reads, in batches, so making
+        them never competes with a scan on its way out. A read only notes its time here
+        (no task is woken per read); this wakes once per quiet period."""
+        started = time.monotonic()
+        self._wake.clear()
+        while True:
+            now = time.monotonic()
+            quiet_for = now - self._last_read
+            if quiet_for >= DERIVE_QUIET_S or now - started >= DERIVE_MAX_DELAY_S:
+                return
+            await asyncio.sleep(min(DERIVE_QUIET_S - quiet_for, DERIVE_MAX_DELAY_S - (now - started)))
+
+    def derive_pending(self) -> bool:
+        """Derive and commit a batch of committed scans at once; True if there may be more."""
+        rows = self._pending()
+        if not rows:
+            self._commit(self._steps_before(None), self._cursor)
+            return False
+        derived = [d for row in rows for d in self._derive(row)]
+        return self._commit(derived, rows[-1].seq) and len(rows) == DERIVE_BATCH
+
+    def _pending(self) -> list[Event]:
+        """The next committed scans to derive, unless the EPCIS outbox is full."""
+        if self.outbox.full:
+            self.gateway.set_alarm("epcis_outbox_full", f"{self.outbox.path} is full; EPCIS output waits")
+            return []
+        self.gateway.set_alarm("epcis_outbox_full", None)
+        rows = self.scans.history(from_seq=self._cursor + 1, to_seq=self.scans.last_seq, limit=DERIVE_BATCH)
+        if rows and rows[0].seq > self._cursor + 1:
+            # Pruned before they were derived: the EPCIS output was stuck for longer than
+            # [outbox] retention_hours (a full EPCIS outbox). Say so; replay cannot help.
+            log.error(
+                "epcis: scans %d to %d were pruned before their EPCIS documents were made",
+                self._cursor + 1,
+                rows[0].seq - 1,
+            )
+        return rows
+
+    def _derive(self, row: Event) -> list[Derived]:
+        """The step changes made before this scan, then the scan itself."""
+        derived = self._steps_before(row.seq)
+        derived.append(self.deriver.scan(json.loads(row.payload), created=rfc3339(time.time())))
+        return derived
+
+    def _steps_before(self, seq: int | None) -> list[Derived]:
+        out = []
+        while self._steps and (seq is None or self._steps[0][1] < seq):
+            station, _ = self._steps.pop(0)
+            derived = self.deriver.step_changed(station, created=rfc3339(time.time()))
+            if derived is not None:
+                out.append(derived)
+        return out
+
+    def _commit(self, derived: list[Derived], cursor: int) -> bool:
+        """Commit derived documents with the cursor and the door contexts, in one
+        transaction, then hand them to the publisher; False (nothing kept) on failure."""
+        for d in derived:
+            for problem in d.errors:
+                self.errors += 1
+                log.error("epcis: station %s, event %s: %s", d.station, d.event_id or "-", problem)
+        items = [
+            (f"{self.gateway.root}/epcis/{d.station}", d.event_id, json_bytes(d.document))
+            for d in derived
+            if d.document is not None
+        ]
+        try:
+            events = self.outbox.capture_many(
+                items, meta={SCAN_CURSOR: str(cursor), DOOR_CONTEXTS: self.deriver.state()}
+            )
+        except (sqlite3.Error, OutboxFull) as exc:
+            # Nothing stored: go back to the stored state; the same scans are derived again.
+            log.error("epcis: cannot store EPCIS documents up to scan %d: %s", cursor, exc)
+            self.gateway.set_alarm("epcis_outbox_error", f"cannot write {self.outbox.path}: {exc}")
+            self.deriver.load_state(self.outbox.get_meta(DOOR_CONTEXTS))
+            self._steps.clear()
+            return False
+        self._cursor = cursor
+        self.gateway.set_alarm("epcis_outbox_error", None)
+        if events:
+            # The drain task sends them in order, a window at a time, in one socket write
+            # rather than one per document.
+            self.publisher.wake()
+            if self.capture is not None:
+                self.capture.wake()
+        return True
+
+    def _show_contexts(self) -> None:
+        for station in self.gateway.settings.stations:
+            shown = self.deriver.context(station.id)
+            if self._shown.get(station.id) != shown:
+                self._shown[station.id] = shown
+                self.gateway.publish_station(station.id)
+
+    def replay(self, start: int, end: int) -> None:
+        """``request/replay``: the EPCIS documents of the scans ``start``..``end`` again."""
+        self.gateway.background(self._replay(start, end), "gatewayd[request replay].epcis")
+
+    async def _replay(self, start: int, end: int) -> None:
+        sent = 0
+        cursor = start
+        while cursor <= end:
+            scans = self.scans.history(from_seq=cursor, to_seq=end, limit=DERIVE_BATCH)
+            if not scans:
+                break
+            cursor = scans[-1].seq + 1
+            documents = self.outbox.by_event_ids(e.event_id for e in scans)
+            if self.capture is not None:
+                self.capture.replay(documents)
+            sent += await send_replayed(self.link, documents, self.gateway.settings.outbox.inflight)
+        log.info("replay: re-published %d EPCIS document(s) of scans %d to %d", sent, start, end)
+
+    def prune(self) -> None:
+        # Documents the capture endpoint has not taken yet stay, whatever their age.
+        keep = self.capture.cursor + 1 if self.capture is not None else None
+        self.outbox.prune(keep_from_seq=keep)
+
+    def status(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "depth": self.outbox.depth,
+            "last_seq": self.outbox.last_seq,
+            "scan_cursor": self.cursor,
+            "errors": self.errors,
+        }
+        if self.capture is not None:
+            body["capture"] = {
+                "url": self.capture.url,
+                "cursor": self.capture.cursor,
+                "captured": self.capture.captured,
+                "refused": self.capture.refused,
+                "last_error": self.capture.last_error,
+            }
+        return body
+
+
 class Gateway:
     """The running gateway. ``scanners`` and ``indicators`` replace the configured drivers
     (tests, demo)."""
@@ -119,6 +376,7 @@ class Gateway:
         self.link: MqttLink | None = None
         self.publisher: Publisher | None = None
         self.printing: PrintService | None = None
+        self.epcis: EpcisOutput | None = None
         self.requests = Requests(
             root=self.root,
             max_payload_bytes=settings.mqtt.max_payload_bytes,
@@ -161,8 +419,9 @@ class Gateway:
                 on_connected=self._on_connected,
                 on_ack=self._on_ack,
                 on_message=self._on_message,
-                on_problem=self._set_alarm,
-                max_inflight=s.outbox.inflight + 100,
+                on_problem=self.set_alarm,
+                # Scans, EPCIS documents (their own window) and room for states and responses.
+                max_inflight=s.outbox.inflight * (2 if s.epcis is not None else 1) + 100,
             )
             self.link = link
             publisher = Publisher(
@@ -185,6 +444,9 @@ class Gateway:
             )
             if s.http is not None:
                 await self._start_http(stack)
+            if s.epcis is not None:
+                self.epcis = EpcisOutput(self, outbox, link)
+                stack.callback(self.epcis.outbox.close)
             # Every command handler is in place before the first connection: a request the
             # broker kept for our persistent session arrives right after CONNACK.
             self._register_commands(stack)
@@ -192,14 +454,16 @@ class Gateway:
                 await self._start_printing(stack)
             await stack.enter_async_context(link)
             await stack.enter_async_context(publisher)  # leaving it writes the last delivery marks
+            if self.epcis is not None:
+                await self.epcis.start(stack)
             stack.push_async_callback(self._say_offline)
             stack.push_async_callback(self._stop_tasks)
             for sc in s.scanners:
-                self._spawn(self._scanner_loop(sc), f"gatewayd[scanner {sc.id}].read")
-            self._spawn(self._housekeeping(), "gatewayd[outbox].housekeeping")
-            self._spawn(self._status_file_loop(), "gatewayd[status].file")
+                self.spawn(self._scanner_loop(sc), f"gatewayd[scanner {sc.id}].read")
+            self.spawn(self._housekeeping(), "gatewayd[outbox].housekeeping")
+            self.spawn(self._status_file_loop(), "gatewayd[status].file")
             if self.notifier.watchdog_interval:
-                self._spawn(self._watchdog(self.notifier.watchdog_interval), "gatewayd[systemd].watchdog")
+                self.spawn(self._watchdog(self.notifier.watchdog_interval), "gatewayd[systemd].watchdog")
             log.info(
                 "gatewayd %s started: gateway %s, %d station(s), %d scanner(s), "
                 "outbox %s (last seq %d, %d undelivered)",
@@ -225,7 +489,11 @@ class Gateway:
     def _register_commands(self, stack: contextlib.AsyncExitStack) -> None:
         assert self.outbox is not None and self.link is not None
         replay = Replay(
-            outbox=self.outbox, link=self.link, inflight_limit=self.settings.outbox.inflight, spawn=self.background
+            outbox=self.outbox,
+            link=self.link,
+            inflight_limit=self.settings.outbox.inflight,
+            spawn=self.background,
+            also=self.epcis.replay if self.epcis is not None else None,
         )
         builtin = {
             "station/step": self._request_station_step,
@@ -285,7 +553,8 @@ class Gateway:
         assert self.link is not None
         await self.link.close(final=(f"{self.root}/status", json_bytes(self.status_payload("offline"))))
 
-    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+    def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        """A long-lived task, cancelled on the way out."""
         self._tasks.append(asyncio.create_task(coro, name=name))
 
     async def _stop_tasks(self) -> None:
@@ -352,30 +621,42 @@ class Gateway:
             self.counters.step_commands += 1
             state = self.stations.set_step(sc.station, result.step, at=read.at)
             log.info("station %s: step set to %s by a step command scanned on %s", sc.station, state.step, sc.id)
+            if self.epcis is not None:
+                self.epcis.step_changed(sc.station)
             self.publish_station(sc.station)
             return
         if result.dedupe_key is not None and self.stations.is_repeat(sc.station, result.dedupe_key, read.monotonic):
             return
         station, raw = result.station.id, result.scan.raw
+        tracker = self.epcis.tracker if self.epcis is not None else None
+        bind: list[Callable[[], None]] = []
+
+        def build(seq: int, event_id: str) -> bytes:
+            body = result.body(seq, event_id)
+            if tracker is not None:
+                context, commit = tracker.scan(body)
+                if context is not None:
+                    body["context"] = context
+                bind.append(commit)
+            return json_bytes(body)
+
         try:
-            event = self.outbox.capture(
-                topic=f"{self.root}/scans/{station}",
-                build=lambda seq, event_id: json_bytes(result.body(seq, event_id)),
-                at=read.at,
-            )
+            event = self.outbox.capture(topic=f"{self.root}/scans/{station}", build=build, at=read.at)
         except OutboxFull as exc:
             self._refused(sc, read, "outbox full")
             # Loud and complete: the journal keeps what the outbox could not.
             log.error("REFUSED read from %s at %s (%s): raw=%r", sc.id, station, exc, raw)
-            self._set_alarm("outbox_full", str(exc))
+            self.set_alarm("outbox_full", str(exc))
             return
         except sqlite3.Error as exc:
             # Disk full, I/O error, a read-only state directory: the same promise holds.
             self._refused(sc, read, "outbox write failed")
             log.error("REFUSED read from %s at %s (outbox write failed: %s): raw=%r", sc.id, station, exc, raw)
-            self._set_alarm("outbox_error", f"cannot write {self.outbox.path}: {exc}")
+            self.set_alarm("outbox_error", f"cannot write {self.outbox.path}: {exc}")
             return
-        self._set_alarm("outbox_error", None)
+        for commit in bind:
+            commit()  # the read is captured: it belongs to its dispatch / receiving context
+        self.set_alarm("outbox_error", None)
         self.counters.captured += 1
         self.last_reads[station] = {
             "at": rfc3339(read.at),
@@ -397,6 +678,8 @@ class Gateway:
                 at=read.at,
                 fields=result.scan.payload_fields(),
             )
+        if self.epcis is not None:
+            self.epcis.wake()  # derived after this read is on its way, never before
 
     def _refused(self, sc: ScannerSettings, read: RawRead, reason: str) -> None:
         self.counters.refused += 1
@@ -452,6 +735,7 @@ class Gateway:
         return {
             "step": {"step": st.step, "since": rfc3339(st.since)},
             "devices": [self._device_view(d, k) for d, k, s in self._station_devices() if s == station],
+            "context": self.epcis.context(station) if self.epcis is not None else None,
         }
 
     def _publish_device(self, device: str) -> None:
@@ -463,10 +747,14 @@ class Gateway:
     def publish_station(self, station_id: str) -> None:
         assert self.stations is not None
         st = self.stations[station_id]
+        context = self.epcis.context(station_id) if self.epcis is not None else None
         if self.feedback is not None:
             self.feedback.notify(station_id, "step", {"step": st.step, "since": rfc3339(st.since)})
+            if self.epcis is not None:
+                self.feedback.notify(station_id, "context", context or {})
         self.publish_retained(
-            f"{self.root}/stations/{station_id}/state", station_payload(st.id, st.step, st.biz_step, st.since)
+            f"{self.root}/stations/{station_id}/state",
+            station_payload(st.id, st.step, st.biz_step, st.since, context=context),
         )
 
     def _printer_state(self, printer: str, state: dict[str, Any]) -> None:
@@ -489,7 +777,7 @@ class Gateway:
             self.link.publish(topic, json_bytes(payload), retain=True)
         # While offline the retained state is re-published on the next connect.
 
-    def _set_alarm(self, name: str, detail: str | None) -> None:
+    def set_alarm(self, name: str, detail: str | None) -> None:
         if detail is None:
             if self.alarms.pop(name, None) is not None:
                 log.warning("alarm cleared: %s", name)
@@ -537,6 +825,8 @@ class Gateway:
                 "full": st.full,
                 "refused": st.refused,
             }
+        if self.epcis is not None:
+            body["epcis"] = self.epcis.status()
         body["alarms"] = [{"alarm": k, "detail": v} for k, v in sorted(self.alarms.items())]
         return body
 
@@ -663,6 +953,8 @@ class Gateway:
             raise PayloadError(f"step must be one of {', '.join(STEPS)}, got {step!r}")
         state = self.stations.set_step(station, step)
         log.info("station %s: step set to %s by request", station, step)
+        if self.epcis is not None:
+            self.epcis.step_changed(station)
         self.publish_station(station)
         return station_payload(state.id, state.step, state.biz_step, state.since)
 
@@ -721,12 +1013,16 @@ class Gateway:
         self.notifier.status(self._status_line())
         assert self.publisher is not None
         self.publisher.on_connected()
+        if self.epcis is not None:
+            self.epcis.publisher.on_connected()
 
     def _on_ack(self, mid: int, ok: bool, reason: str) -> None:
         if self.outbox is None:
             return  # shutting down: the mark is lost, the event is redelivered next start
         assert self.publisher is not None
-        self.publisher.on_ack(mid, ok, reason)
+        self.publisher.on_ack(mid, ok, reason)  # each publisher takes only its own mids
+        if self.epcis is not None:
+            self.epcis.publisher.on_ack(mid, ok, reason)
 
     def _on_latency(self, seconds: float) -> None:
         if self.metrics is not None:
@@ -736,7 +1032,7 @@ class Gateway:
         if self.outbox is None:
             return
         if "outbox_full" in self.alarms and not self.outbox.full:
-            self._set_alarm("outbox_full", None)
+            self.set_alarm("outbox_full", None)
 
     def _on_message(self, msg: Message) -> None:
         if self.outbox is None:
@@ -753,8 +1049,10 @@ class Gateway:
             if time.monotonic() - last_prune > PRUNE_INTERVAL_S:
                 last_prune = time.monotonic()
                 self.outbox.prune()
+                if self.epcis is not None:
+                    self.epcis.prune()
             if not self.outbox.full:
-                self._set_alarm("outbox_full", None)
+                self.set_alarm("outbox_full", None)
             self.publish_status()
             self.notifier.status(self._status_line())
 

@@ -34,15 +34,21 @@ def device_payload(device: str, state: str, detail: str, since: float) -> dict[s
     return {"schema": "gatewayd.device/1", "device": device, "state": state, "detail": detail, "since": rfc3339(since)}
 
 
-def station_payload(station: str, step: str, biz_step: str, since: float) -> dict[str, Any]:
-    """``P/stations/{station}/state`` (retained), and the answer to ``request/station/step``."""
-    return {
+def station_payload(
+    station: str, step: str, biz_step: str, since: float, *, context: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """``P/stations/{station}/state`` (retained), and the answer to ``request/station/step``;
+    ``context``: the open dispatch or receiving context, with EPCIS output on."""
+    body: dict[str, Any] = {
         "schema": "gatewayd.station/1",
         "station": station,
         "step": step,
         "biz_step": biz_step,
         "since": rfc3339(since),
     }
+    if context is not None:
+        body["context"] = dict(context)
+    return body
 
 
 def printer_payload(printer: str, state: Mapping[str, Any], *, station: str | None = None) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from gatewayd.demo.local_broker import LocalBroker
+from tests.epcis_support import assert_valid, ref_dir, schema, validator  # noqa: F401  (shared fixtures)
 from tests.mqtt_tools import DaemonProcess
 from tests.pty_scanner import PtyScanner
 

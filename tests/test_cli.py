@@ -401,3 +401,25 @@ def test_outbox_without_state_says_so(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "no outbox at" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "state" / "outbox.sqlite3").exists()  # looking does not create one
+
+
+def test_check_with_epcis_checks_read_points_and_capture_credentials(tmp_path: Path) -> None:
+    # VALID's read point puts the whole GLN in the company-prefix slot: harmless without
+    # EPCIS, named with [epcis]; so is a token file that cannot be read.
+    epcis = '\n[epcis]\ncapture_url = "https://epcis.example.com/capture"\ntoken_file = "missing-token"\n'
+    cfg = write(tmp_path / "gatewayd.toml", VALID + epcis)
+    result = gatewayd("check", "--config", str(cfg), tmp_path=tmp_path)
+    assert result.returncode == 2, result.stdout
+    lines = [line for line in result.stderr.splitlines() if not line.startswith("note: ")]  # unplugged scanner
+    assert lines[0] == f"gatewayd: 2 problem(s) in {cfg}:"
+    assert lines[1].strip().startswith("stations[0].location: 'urn:epc:id:sgln:9506000134352.0.3' is not an SGLN")
+    assert lines[2].strip().startswith(f"epcis.token_file: cannot read {tmp_path / 'missing-token'}")
+    # --offline checks the config alone: the read point, not the token file of this machine.
+    offline = gatewayd("check", "--offline", "--config", str(cfg), tmp_path=tmp_path)
+    assert offline.returncode == 2
+    assert "stations[0].location" in offline.stderr and "epcis.token_file: cannot read" not in offline.stderr
+    fixed = VALID.replace("9506000134352.0.3", "9506000.13435.3") + epcis
+    write(tmp_path / "missing-token", "t0ken\n")
+    result = gatewayd("check", "--config", str(write(cfg, fixed)), tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert effective_config(result.stdout)["epcis"]["capture_url"] == "https://epcis.example.com/capture"

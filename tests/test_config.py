@@ -19,6 +19,7 @@ from gatewayd.cli.check import to_toml
 from gatewayd.config import (
     BrokerUrl,
     DecodeSettings,
+    EpcisSettings,
     EvdevScannerSettings,
     FeedbackSettings,
     FramingSettings,
@@ -905,6 +906,7 @@ def test_example_config_documents_every_setting() -> None:
         "[feedback]": FeedbackSettings,
         "[http]": None,
         "[[indicators]]": GpioIndicatorSettings,
+        "[epcis]": EpcisSettings,
     }
     missing: list[str] = []
     for header, cls in tables.items():
@@ -1042,3 +1044,89 @@ def test_bad_feedback_settings_are_named_by_key(extra: dict[str, Any], problem: 
     with pytest.raises(ConfigError) as err:
         parse({**STATION, **extra})
     assert any(problem in p for p in err.value.problems), err.value.problems
+
+
+# -- [epcis] -----------------------------------------------------------------------------------
+
+EPCIS_INVALID: list[tuple[str, dict[str, Any], list[str], str]] = [
+    ("unknown epcis key", with_(epcis={"capture": "https://x"}), ["epcis.capture"], "unknown key"),
+    ("identifier form", with_(epcis={"identifiers": "dl"}), ["epcis.identifiers"], "'digital_link', 'urn', got 'dl'"),
+    (
+        "urn without prefixes",
+        with_(epcis={"identifiers": "urn"}),
+        ["epcis.company_prefixes"],
+        'identifiers = "urn" needs the length of each GS1 Company Prefix',
+    ),
+    (
+        "prefix length",
+        with_(epcis={"company_prefixes": {"9506000": 5}}),
+        ["epcis.company_prefixes.9506000"],
+        "expected the prefix length, 6 to 12 (EPC Tag Data Standard 6.3), got 5",
+    ),
+    (
+        "prefix key",
+        with_(epcis={"company_prefixes": {"95-06": 7}}),
+        ["epcis.company_prefixes.95-06"],
+        "1-12 digits as the key, got '95-06'",
+    ),
+    ("time zone", with_(epcis={"time_zone": "Mars/Olympus"}), ["epcis.time_zone"], "got 'Mars/Olympus'"),
+    ("capture url", with_(epcis={"capture_url": "ftp://x/capture"}), ["epcis.capture_url"], "got 'ftp://x/capture'"),
+    (
+        "credentials in the url",
+        with_(epcis={"capture_url": "https://u:p@x/capture"}),
+        ["epcis.capture_url"],
+        "credentials go in token_file",
+    ),
+    (
+        "token inline",
+        with_(epcis={"token": "abc"}),
+        ["epcis.token"],
+        "secrets are not kept in the config",
+    ),
+    (
+        "token over plain http",
+        with_(epcis={"capture_url": "http://epcis.example.com/capture", "token_file": "/t"}),
+        ["epcis.capture_url"],
+        "credentials would cross the network unencrypted",
+    ),
+    ("password without user", with_(epcis={"password_file": "/p"}), ["epcis.username"], "username is required"),
+    (
+        "token and basic auth",
+        with_(epcis={"token_file": "/t", "username": "u", "password_file": "/p"}),
+        ["epcis.token_file"],
+        "choose one",
+    ),
+    ("po template", with_(epcis={"po_uri_template": "https://wms/po"}), ["epcis.po_uri_template"], "must contain {id}"),
+    ("biz_location", with_(stations__0__biz_location="dock 3"), ["stations[0].biz_location"], "expected a URI"),
+    ("epcis not a table", with_(epcis="yes"), ["epcis"], "expected a table [epcis]"),
+]
+
+
+@pytest.mark.parametrize(
+    ("config", "paths", "message"), [c[1:] for c in EPCIS_INVALID], ids=[c[0] for c in EPCIS_INVALID]
+)
+def test_invalid_epcis_settings_are_named(config: dict[str, Any], paths: list[str], message: str) -> None:
+    problems = problems_of(config)
+    assert key_paths(problems) == paths
+    assert message in problems[0]
+
+
+def test_epcis_absent_means_no_output_and_present_takes_defaults() -> None:
+    assert parse(BASE).epcis is None
+    s = parse(with_(epcis={}, stations__0__biz_location="urn:epc:id:sgln:9506000.13435.0"))
+    assert s.epcis is not None
+    assert (s.epcis.identifiers, s.epcis.capture_url, s.epcis.capture_batch) == ("digital_link", None, 50)
+    assert s.stations[0].biz_location == "urn:epc:id:sgln:9506000.13435.0"
+    assert s.to_dict()["epcis"]["identifiers"] == "digital_link"
+
+
+def test_epcis_station_locations_are_checked_as_sglns() -> None:
+    from gatewayd.epcis.derive import check_settings
+
+    # The whole 13-digit GLN in the company-prefix slot is the usual mistake.
+    s = parse(with_(epcis={}, stations__1__location="urn:epc:id:sgln:9506000134352.0.3"))
+    problems = check_settings(s)
+    assert key_paths(problems) == ["stations[1].location"]
+    assert "is not an SGLN (TDS §6.3.3)" in problems[0]
+    assert "urn:epc:id:sgln:9506000.13435.0" in problems[0]
+    assert check_settings(parse(BASE)) == []

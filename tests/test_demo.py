@@ -38,6 +38,12 @@ def test_demo_replays_a_dock_day_and_prints_labels(tmp_path: Path, broker: str) 
     assert sum("unknown" in line for line in scans) == 1
     assert sum("invalid GTIN check digit" in line for line in scans) == 1
     assert any("ship-01 is now transfer" in line for line in proc.stdout.splitlines())
+    # EPCIS: the pallet and the lot read at ship-01 before its step changed are bound.
+    epcis = [line for line in proc.stdout.splitlines() if "  epcis  " in line]
+    assert any("ObjectEvent" in line and "OBSERVE receiving" in line for line in epcis), proc.stdout
+    packed = [line for line in epcis if "AggregationEvent ADD     packing" in line]
+    assert len(packed) == 1, proc.stdout
+    assert "https://id.gs1.org/00/195060001340000076 <- https://id.gs1.org/01/09506000134352/10/SUP1-" in packed[0]
     zpl = sorted((out / "labels").glob("*.zpl"))
     png = sorted((out / "labels").glob("*.png"))
     assert len(zpl) == 4 and len(png) == 4

@@ -40,7 +40,7 @@ LEAVES = {
     "gatewayd.status_file",
     "gatewayd.systemd",
 }
-PARTS = {"gatewayd.config", "gatewayd.reads", "gatewayd.delivery", "gatewayd.printing"}
+PARTS = {"gatewayd.config", "gatewayd.reads", "gatewayd.delivery", "gatewayd.printing", "gatewayd.epcis"}
 LAYERS: dict[str, set[str]] = {
     **dict.fromkeys(LEAVES, LEAVES),
     "gatewayd.config": LEAVES,
@@ -48,6 +48,7 @@ LAYERS: dict[str, set[str]] = {
     "gatewayd.delivery": LEAVES | {"gatewayd.config"},
     "gatewayd.printing": LEAVES | {"gatewayd.config"},
     "gatewayd.feedback": LEAVES | {"gatewayd.config"},
+    "gatewayd.epcis": LEAVES | {"gatewayd.config"},
     # The HTTP surface shows the feedback boards; it gets the rest from the daemon as callables.
     "gatewayd.http": LEAVES | {"gatewayd.config", "gatewayd.feedback"},
     "gatewayd.daemon": LEAVES | PARTS | {"gatewayd.feedback", "gatewayd.http"},

@@ -96,3 +96,31 @@ def test_history_keeps_delivered_events_for_replay(tmp_path: Path) -> None:
         # Delivery marks are idempotent (a redelivered PUBACK changes nothing).
         assert box.mark_delivered([1, 2]) == 0
         assert box.stats().depth == 2
+
+
+def test_capture_many_commits_events_and_cursor_together_once_per_event_id(tmp_path: Path) -> None:
+    path = tmp_path / "derived.sqlite3"
+    with Outbox.open(path, OutboxSettings(max_events=3)) as box:
+        first = box.capture_many([("t/a", "id-1", b"1"), ("t/a", "id-2", b"2")], meta={"cursor": "7"})
+        assert [(e.seq, e.event_id) for e in first] == [(1, "id-1"), (2, "id-2")]
+        # Derived again after a crash lost the cursor: the stored one is left out, seq stays gap-free.
+        again = box.capture_many([("t/a", "id-2", b"2"), ("t/b", "id-3", b"3")], meta={"cursor": "8"})
+        assert [(e.seq, e.event_id) for e in again] == [(3, "id-3")]
+        assert box.get_meta("cursor") == "8"
+        assert box.capture_many([], meta={"cursor": "9"}) == []  # a cursor alone, even when full
+        assert box.get_meta("cursor") == "9"
+        with pytest.raises(OutboxFull):
+            box.capture_many([("t/a", "id-4", b"4")], meta={"cursor": "10"})
+        assert box.get_meta("cursor") == "9"  # nothing written
+        assert box.depth == 3 and box.last_seq == 3
+    with Outbox.open(path, OutboxSettings()) as box:
+        assert [e.event_id for e in box.by_event_ids(["id-3", "id-1", "nope"])] == ["id-1", "id-3"]
+
+
+def test_prune_keeps_what_another_consumer_has_not_taken(tmp_path: Path) -> None:
+    with Outbox.open(tmp_path / "o.sqlite3", OutboxSettings(retention_hours=0)) as box:
+        for _ in range(4):
+            box.capture(topic="t", build=payload)
+        box.mark_delivered([1, 2, 3, 4])
+        assert box.prune(now=time.time() + 1, keep_from_seq=3) == 2
+        assert [e.seq for e in box.history(from_seq=1, to_seq=4, limit=10)] == [3, 4]

@@ -63,6 +63,17 @@ def machine_checks(settings: Settings) -> list[MachineCheck]:
             return check_credentials(m)
 
         checks.append(MachineCheck(tuple(f"{k} = {path}" for k, path in files if path), credentials))
+    epcis = settings.epcis
+    if epcis is not None and epcis.capture_url is not None:
+        epcis_files = [(f"epcis.{k}", getattr(epcis, k)) for k in ("token_file", "password_file", "ca_file")]
+        if any(path for _, path in epcis_files):
+
+            def capture_files() -> list[str]:
+                from gatewayd.delivery.epcis_capture import check_capture_files
+
+                return check_capture_files(epcis)
+
+            checks.append(MachineCheck(tuple(f"{k} = {path}" for k, path in epcis_files if path), capture_files))
     for i, sc in enumerate(settings.scanners):
         if isinstance(sc, EvdevScannerSettings):
             checks.append(MachineCheck((f'scanners[{i}].driver = "evdev": python-evdev',), _evdev_check(i)))
@@ -136,7 +147,9 @@ def check_one(path: Path, *, offline: bool) -> Verdict:
         settings = load(path)
     except ConfigError as exc:
         return Verdict(path, None, exc.problems, [], [])
-    problems = _template_problems(settings)
+    from gatewayd.epcis.derive import check_settings
+
+    problems = _template_problems(settings) + check_settings(settings)
     notes: list[str] = []
     skipped: list[str] = []
     for check in machine_checks(settings):

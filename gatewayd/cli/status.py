@@ -67,6 +67,21 @@ def _not_known(args: argparse.Namespace, message: str, code: int) -> int:
     return code
 
 
+def _epcis(e: dict[str, Any]) -> str:
+    """The EPCIS output in one line: MQTT backlog, and the capture endpoint's state."""
+    text = f"{e['depth']} documents undelivered on MQTT" if e.get("depth") else "all documents delivered on MQTT"
+    capture = e.get("capture")
+    if capture:
+        pending = max(0, e.get("last_seq", 0) - capture.get("cursor", 0))
+        state = f"FAILING, {pending} waiting ({capture['last_error']})" if capture.get("last_error") else "ok"
+        text += f"; capture {capture.get('url')}: {state}"
+        if capture.get("refused"):
+            text += f"; {capture['refused']} REFUSED (kept in the state directory's epcis-refused/)"
+    if e.get("errors"):
+        text += f"; {e['errors']} reads could not be mapped (see the log)"
+    return text
+
+
 def render(reading: StatusReading, *, now: float | None = None) -> str:
     """The status for a person: one line on the process, then broker, outbox, stations,
     devices, printers and alarms, each time with how long ago it was."""
@@ -109,6 +124,8 @@ def render(reading: StatusReading, *, now: float | None = None) -> str:
     if box.get("full"):
         outbox += "; FULL: new reads are refused"
     lines.append(f"outbox:    {outbox}")
+    if b.get("epcis"):
+        lines.append(f"epcis:     {_epcis(b['epcis'])}")
     stations = b.get("stations", {})
     if stations:
         lines.append("stations:")

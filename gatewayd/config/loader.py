@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, get_args
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from gatewayd.config.keys import MISSING, Problems, Table
 from gatewayd.config.settings import (
@@ -31,8 +32,10 @@ from gatewayd.config.settings import (
     BrokerScheme,
     BrokerUrl,
     Bytesize,
+    CaptureContentType,
     DecodeSettings,
     Dpi,
+    EpcisSettings,
     EvdevScannerSettings,
     FeedbackSettings,
     FramingSettings,
@@ -40,6 +43,7 @@ from gatewayd.config.settings import (
     GpioIndicatorSettings,
     HidPosScannerSettings,
     HttpSettings,
+    IdentifierForm,
     IndicatorSettings,
     LabelSettings,
     LogLevel,
@@ -101,6 +105,7 @@ def parse(data: Mapping[str, Any], *, source: Path | None = None) -> Settings:
     indicators = _parse_indicators(root, problems, station_ids, scanners)
     feedback = _parse_feedback(root, problems)
     http = _parse_http(root, problems)
+    epcis = _parse_epcis(root, problems)
     _check_unique_ids(data, problems)
     root.finish()
 
@@ -119,6 +124,7 @@ def parse(data: Mapping[str, Any], *, source: Path | None = None) -> Settings:
         indicators=tuple(indicators),
         feedback=feedback,
         http=http,
+        epcis=epcis,
         source=source,
     )
 
@@ -159,6 +165,14 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
             key_file=fix(mqtt.key_file),
         ),
         labels=replace(settings.labels, templates_dir=fix(settings.labels.templates_dir)),
+        epcis=None
+        if settings.epcis is None
+        else replace(
+            settings.epcis,
+            token_file=fix(settings.epcis.token_file),
+            password_file=fix(settings.epcis.password_file),
+            ca_file=fix(settings.epcis.ca_file),
+        ),
         # A replay file is a file next to the config; a serial port is a device name.
         scanners=tuple(
             replace(s, path=str(fix(Path(s.path)))) if isinstance(s, ReplayScannerSettings) else s
@@ -479,13 +493,16 @@ def _parse_stations(root: Table, problems: Problems) -> tuple[list[StationSettin
         step = _key(t, StationSettings, "step", str, check=_one_of(*STEPS))
         location = _key(t, StationSettings, "location", str, check=_nonempty)
         dedupe = _key(t, StationSettings, "dedupe_ms", int, check=_in_range(0, 3_600_000))
+        biz_location = _key(t, StationSettings, "biz_location", str, check=_uri)
         t.finish()
         if sid is not None and sid in seen:
             problems.add(f"{path}.id", f"duplicate station id {sid!r}")
         if sid is not None:
             seen.add(sid)
         if sid is not None and step is not None:
-            out.append(StationSettings(id=sid, step=step, location=location, dedupe_ms=dedupe))
+            out.append(
+                StationSettings(id=sid, step=step, location=location, dedupe_ms=dedupe, biz_location=biz_location)
+            )
     return out, seen
 
 
@@ -685,6 +702,105 @@ def _printer_keys(t: Table, stations: set[str]) -> dict[str, Any]:
         "status_interval_s": key("status_interval_s", float, _in_range(0.2, 3600)),
         "timeout_s": key("timeout_s", float, _in_range(0.5, 300)),
     }
+
+
+# -- EPCIS --------------------------------------------------------------------------------
+
+URI_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:\S+$")
+OFFSET_RE = re.compile(r"^[+-](?:(?:0\d|1[0-3]):[0-5]\d|14:00)$")  # EPCIS eventTimeZoneOffset
+
+
+def _uri(value: str) -> str | None:
+    return None if URI_RE.match(value) else f"expected a URI such as 'urn:epc:id:sgln:9506000.13435.0', got {value!r}"
+
+
+def _time_zone(value: str) -> str | None:
+    if OFFSET_RE.match(value):
+        return None
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        return f"expected an IANA zone name such as 'Europe/Amsterdam' or an offset such as '+01:00', got {value!r}"
+    return None
+
+
+def _capture_url(value: str) -> str | None:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"expected an http(s) URL such as 'https://epcis.example.com/capture', got {value!r}"
+    if parts.username or parts.password:
+        return "credentials go in token_file or username/password_file, not in the URL"
+    return None
+
+
+def _po_template(value: str) -> str | None:
+    if "{id}" not in value:
+        return f"must contain {{id}} (where the order number goes), got {value!r}"
+    return _uri(value.replace("{id}", "1"))
+
+
+def _parse_epcis(root: Table, problems: Problems) -> EpcisSettings | None:
+    if root.raw("epcis") is MISSING:
+        return None
+    t = _table(root, "epcis", problems)
+    if t is None:
+        return None
+
+    def key(name: str, kind: type, check: Check | None = None) -> Any:
+        return _key(t, EpcisSettings, name, kind, check=check)
+
+    prefixes: dict[str, int] = {}
+    for prefix, length in key("company_prefixes", dict).items():
+        where = f"epcis.company_prefixes.{prefix}"
+        if not (prefix.isascii() and prefix.isdigit() and 1 <= len(prefix) <= 12):
+            problems.add(where, f"expected a GS1 Company Prefix of 1-12 digits as the key, got {prefix!r}")
+        elif isinstance(length, bool) or not isinstance(length, int) or not 6 <= length <= 12:
+            # GS1 EPC Tag Data Standard 6.3: an EPC URN's company prefix has 6 to 12 digits.
+            problems.add(where, f"expected the prefix length, 6 to 12 (EPC Tag Data Standard 6.3), got {length!r}")
+        else:
+            prefixes[prefix] = length
+    s = EpcisSettings(
+        identifiers=key("identifiers", str, _choice(IdentifierForm)),
+        company_prefixes=prefixes,
+        time_zone=key("time_zone", str, _time_zone),
+        idle_timeout_s=key("idle_timeout_s", float, _in_range(1, 86400)),
+        aggregation_biz_step=key("aggregation_biz_step", str, _nonempty),
+        po_uri_template=key("po_uri_template", str, _po_template),
+        capture_url=key("capture_url", str, _capture_url),
+        capture_batch=key("capture_batch", int, _in_range(1, 10_000)),
+        capture_timeout_s=key("capture_timeout_s", float, _in_range(1, 600)),
+        capture_retry_max_s=key("capture_retry_max_s", float, _in_range(0.1, 86400)),
+        capture_job_timeout_s=key("capture_job_timeout_s", float, _in_range(1, 86400)),
+        content_type=key("content_type", str, _choice(CaptureContentType)),
+        token_file=_opt_path(key("token_file", str, _path)),
+        username=key("username", str, _nonempty),
+        password_file=_opt_path(key("password_file", str, _path)),
+        ca_file=_opt_path(key("ca_file", str, _path)),
+    )
+    if t.raw("password") is not MISSING or t.raw("token") is not MISSING:
+        problems.add(
+            "epcis.password" if t.raw("password") is not MISSING else "epcis.token",
+            "secrets are not kept in the config: put it in a file readable only by gatewayd "
+            "and set password_file or token_file",
+        )
+    if s.password_file and not s.username:
+        problems.add("epcis.username", "password_file is set, so username is required too")
+    if s.username and not s.password_file:
+        problems.add("epcis.password_file", "username is set, so password_file is required too")
+    if s.token_file and s.username:
+        problems.add("epcis.token_file", "choose one: a bearer token (token_file) or basic auth (username)")
+    host = urlsplit(s.capture_url).hostname if s.capture_url else None
+    plain = bool(s.capture_url and s.capture_url.startswith("http:") and host not in ("127.0.0.1", "::1", "localhost"))
+    if plain and (s.token_file or s.username):
+        problems.add("epcis.capture_url", "credentials would cross the network unencrypted: use an https URL")
+    if s.identifiers == "urn" and not s.company_prefixes:
+        problems.add(
+            "epcis.company_prefixes",
+            'identifiers = "urn" needs the length of each GS1 Company Prefix on your labels, e.g. '
+            '{ "9506000" = 7 }; or use identifiers = "digital_link", which needs none',
+        )
+    t.finish()
+    return s
 
 
 def _check_unique_ids(data: Mapping[str, Any], problems: Problems) -> None:

@@ -26,6 +26,7 @@ __all__ = [
     "STOPBITS",
     "BrokerUrl",
     "DecodeSettings",
+    "EpcisSettings",
     "EvdevScannerSettings",
     "FeedbackSettings",
     "FramingSettings",
@@ -155,6 +156,34 @@ class StationSettings:
     step: Step
     location: str | None = None
     dedupe_ms: int = 1500
+    biz_location: str | None = None  # EPCIS bizLocation (an SGLN): where the goods are after the read
+
+
+IdentifierForm = Literal["digital_link", "urn"]  # EPCIS identifiers: GS1 Digital Link URIs or EPC URNs
+CaptureContentType = Literal["application/json", "application/ld+json"]
+
+
+@dataclass(frozen=True, slots=True)
+class EpcisSettings:
+    """``[epcis]``: present, every published GS1 read also becomes an EPCIS 2.0 event."""
+
+    identifiers: IdentifierForm = "digital_link"
+    # GS1 Company Prefix -> its length, for EPC URNs (identifiers = "urn"); longest match wins.
+    company_prefixes: dict[str, int] = field(default_factory=dict)
+    time_zone: str | None = None  # IANA name or +hh:mm for eventTimeZoneOffset; None: the system's zone
+    idle_timeout_s: float = 300.0  # a dispatch / receiving context closes after this long without a read
+    aggregation_biz_step: str = "packing"  # bizStep of the AggregationEvent a dispatch station emits
+    po_uri_template: str | None = None  # AI 400 order number -> URI, e.g. "https://wms.example.com/po/{id}"
+    capture_url: str | None = None  # EPCIS 2.0 REST capture endpoint (.../capture)
+    capture_batch: int = 50  # EPCIS documents merged into one POST
+    capture_timeout_s: float = 30.0  # one HTTP request
+    capture_retry_max_s: float = 300.0  # cap of the retry backoff
+    capture_job_timeout_s: float = 600.0  # how long a capture job may run before the batch is sent again
+    content_type: CaptureContentType = "application/json"  # what the REST binding's OpenAPI declares
+    token_file: Path | None = None  # bearer token, in a file
+    username: str | None = None  # basic auth, with password_file
+    password_file: Path | None = None
+    ca_file: Path | None = None  # CA bundle for the endpoint's certificate; default: the system's
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,6 +355,7 @@ class Settings:
     indicators: tuple[IndicatorSettings, ...] = ()
     feedback: FeedbackSettings = field(default_factory=FeedbackSettings)
     http: HttpSettings | None = None
+    epcis: EpcisSettings | None = None  # None: no [epcis] table, no EPCIS output
     source: Path | None = None
 
     @property
@@ -363,6 +393,8 @@ class Settings:
             ]
         if self.http is not None:
             out["http"] = {"listen": self.http.listen}
+        if self.epcis is not None:
+            out["epcis"] = _plain(asdict(self.epcis))
         return out
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -178,6 +178,7 @@ class Outbox:
         with self._tx():
             self._set_meta(key, value)
 
+
     # -- capture ---------------------------------------------------------------------
 
     @property
@@ -193,18 +194,21 @@ class Outbox:
     def full(self) -> bool:
         return self._depth >= self.settings.max_events or self._depth_bytes >= self.settings.max_bytes
 
-    def capture(self, *, topic: str, build: Callable[[int, str], bytes], at: float | None = None) -> Event:
-        """Commit one event and return it; ``build(seq, event_id)`` makes the payload.
-
-        Raises :class:`OutboxFull` (nothing written) when the undelivered backlog is at its
-        limit: already captured events are never dropped to make room.
-        """
+    def _refuse_if_full(self) -> None:
         if self.full:
             self._refused += 1
             raise OutboxFull(
                 f"outbox full: {self._depth} undelivered events, {self._depth_bytes} bytes "
                 f"(limits {self.settings.max_events} events, {self.settings.max_bytes} bytes)"
             )
+
+    def capture(self, *, topic: str, build: Callable[[int, str], bytes], at: float | None = None) -> Event:
+        """Commit one event and return it; ``build(seq, event_id)`` makes the payload.
+
+        Raises :class:`OutboxFull` (nothing written) when the undelivered backlog is at its
+        limit: already captured events are never dropped to make room.
+        """
+        self._refuse_if_full()
         now = time.time() if at is None else at
         seq = self._next_seq
         event_id = str(uuid7(now))
@@ -219,6 +223,50 @@ class Outbox:
         self._depth += 1
         self._depth_bytes += len(payload)
         return Event(seq, event_id, topic, payload, now)
+
+    def capture_many(
+        self, items: Sequence[tuple[str, str, bytes]], *, meta: Mapping[str, str], at: float | None = None
+    ) -> list[Event]:
+        """Commit events made from others, given as ``(topic, event_id, payload)``, and the
+        ``meta`` keys that say how far the source was read, in one transaction: the cursor
+        is never ahead of or behind the events. An event whose ``event_id`` is stored
+        already is left out (it was committed before a crash lost what followed).
+
+        Raises :class:`OutboxFull` (nothing written) when there are events and the backlog
+        is at its limit.
+        """
+        if items:
+            self._refuse_if_full()
+        now = time.time() if at is None else at
+        seq = self._next_seq
+        events: list[Event] = []
+        with self._tx() as db:
+            ids = [event_id for _, event_id, _ in items]
+            stored = {
+                row[0]
+                for start in range(0, len(ids), 500)
+                for row in db.execute(
+                    "SELECT event_id FROM events WHERE event_id IN "  # noqa: S608
+                    f"({','.join('?' * len(ids[start : start + 500]))})",
+                    ids[start : start + 500],
+                )
+            }
+            for topic, event_id, payload in items:
+                if event_id in stored:
+                    continue
+                stored.add(event_id)
+                db.execute(
+                    "INSERT INTO events (seq, event_id, topic, payload, captured_at) VALUES (?, ?, ?, ?, ?)",
+                    (seq, event_id, topic, payload, now),
+                )
+                events.append(Event(seq, event_id, topic, payload, now))
+                seq += 1
+            for key, value in meta.items():
+                self._set_meta(key, value)
+        self._next_seq = seq
+        self._depth += len(events)
+        self._depth_bytes += sum(len(e.payload) for e in events)
+        return events
 
     # -- delivery --------------------------------------------------------------------
 
@@ -286,18 +334,34 @@ class Outbox:
         ).fetchall()
         return [Event(r[0], r[1], r[2], bytes(r[3]), r[4], r[5]) for r in rows]
 
+    def by_event_ids(self, event_ids: Iterable[str]) -> list[Event]:
+        """Retained events with these ids, in ``seq`` order."""
+        ids = list(event_ids)
+        found: list[Event] = []
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            rows = self.db.execute(
+                "SELECT seq, event_id, topic, payload, captured_at, delivered_at FROM events "  # noqa: S608
+                f"WHERE event_id IN ({','.join('?' * len(chunk))})",
+                chunk,
+            ).fetchall()
+            found += [Event(r[0], r[1], r[2], bytes(r[3]), r[4], r[5]) for r in rows]
+        return sorted(found, key=lambda e: e.seq)
+
     # -- housekeeping ----------------------------------------------------------------
 
-    def prune(self, *, now: float | None = None) -> int:
-        """Drop delivered events older than the retention period; never undelivered ones."""
+    def prune(self, *, now: float | None = None, keep_from_seq: int | None = None) -> int:
+        """Drop delivered events older than the retention period; never undelivered ones,
+        nor any from ``keep_from_seq`` on (events another consumer has not taken yet)."""
         now = time.time() if now is None else now
         cutoff = now - self.settings.retention_hours * 3600
+        keep = self._next_seq if keep_from_seq is None else keep_from_seq
         with self._tx() as db:
             # Remember where seq stands before rows go, in case the newest ones go too.
             self._set_meta("seq_floor", str(self._next_seq))
             cur = db.execute(
-                "DELETE FROM events WHERE delivered_at IS NOT NULL AND delivered_at < ?",
-                (cutoff,),
+                "DELETE FROM events WHERE delivered_at IS NOT NULL AND delivered_at < ? AND seq < ?",
+                (cutoff, keep),
             )
         removed = cur.rowcount
         self._retained -= removed

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from gatewayd.delivery.mqtt_link import MqttLink
-from gatewayd.delivery.outbox import Outbox
+from gatewayd.delivery.outbox import Event, Outbox
 from gatewayd.delivery.requests import Spawn, check_fields, int_field
 from gatewayd.errors import PayloadError
 
-__all__ = ["Replay"]
+__all__ = ["Replay", "send_replayed"]
 
 log = logging.getLogger("gatewayd.commands")
 
@@ -28,11 +29,20 @@ REPLAY_CHUNK = 200
 class Replay:
     """The ``replay`` command over one outbox and link."""
 
-    def __init__(self, *, outbox: Outbox, link: MqttLink, inflight_limit: int, spawn: Spawn) -> None:
+    def __init__(
+        self,
+        *,
+        outbox: Outbox,
+        link: MqttLink,
+        inflight_limit: int,
+        spawn: Spawn,
+        also: Callable[[int, int], None] | None = None,
+    ) -> None:
         self.outbox = outbox
         self.link = link
         self.inflight_limit = inflight_limit
         self._spawn = spawn
+        self._also = also  # replays what was derived from the same range (EPCIS documents)
 
     def handle(self, body: dict[str, Any]) -> dict[str, Any]:
         check_fields(body, {"from_seq", "to_seq"})
@@ -61,6 +71,8 @@ class Replay:
             }
         if count:
             self._spawn(self._publish(available_from, end), "gatewayd[request replay].publish")
+            if self._also is not None:
+                self._also(available_from, end)
         return data
 
     async def _publish(self, start: int, end: int) -> None:
@@ -70,12 +82,20 @@ class Replay:
             events = self.outbox.history(from_seq=cursor, to_seq=end, limit=REPLAY_CHUNK)
             if not events:
                 break
-            # Wait for room so live events and responses are not stuck behind the replay.
-            while not self.link.connected or self.link.inflight() > self.inflight_limit:
-                await asyncio.sleep(0.01)
-            for ev in events:
-                self.link.publish(ev.topic, ev.payload, user_properties=[("replay", "1")])
-                sent += 1
+            sent += await send_replayed(self.link, events, self.inflight_limit)
             cursor = events[-1].seq + 1
-            await asyncio.sleep(0)
         log.info("replay: re-published %d event(s) from seq %d to %d", sent, start, end)
+
+
+async def send_replayed(link: MqttLink, events: list[Event], inflight_limit: int) -> int:
+    """Publish stored events again, marked ``replay=1``, waiting for room in the window so
+    live events and responses are not stuck behind the replay."""
+    sent = 0
+    for start in range(0, len(events), REPLAY_CHUNK):
+        while not link.connected or link.inflight() > inflight_limit:
+            await asyncio.sleep(0.01)
+        for ev in events[start : start + REPLAY_CHUNK]:
+            link.publish(ev.topic, ev.payload, user_properties=[("replay", "1")])
+            sent += 1
+        await asyncio.sleep(0)
+    return sent

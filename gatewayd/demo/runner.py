@@ -140,8 +140,16 @@ class WmsView:
                     "feedback",
                     {"station": p["station"], "verdict": verdict, "message": message, "event_id": p["event_id"]},
                 )
+        elif topic.startswith("epcis/"):
+            for event in p["epcisBody"]["eventList"]:
+                self.say("epcis", f"{topic[6:]:<8} {_epcis_line(event)}")
         elif topic.startswith("stations/"):
-            self.say("station", f"{p['station']} is now {p['step']} ({p['biz_step']})")
+            context = p.get("context")
+            if context:
+                pallet = f"pallet {context['sscc']}" if context.get("sscc") else "no pallet"
+                self.say("station", f"{p['station']} context: {pallet}, {context['items']} item(s) bound")
+            else:
+                self.say("station", f"{p['station']} is now {p['step']} ({p['biz_step']})")
         elif topic.startswith("devices/"):
             self.say("device", f"{p['device']}: {p['state']} {p.get('detail', '')}")
         elif topic.endswith("/jobs"):
@@ -166,6 +174,15 @@ class WmsView:
                 self.answered += 1
             detail = p.get("error") or json.dumps(p.get("data"))[:160]
             self.say("response", f"{topic[9:]} {p['status']}: {detail}")
+
+
+def _epcis_line(event: dict[str, Any]) -> str:
+    """One EPCIS event in a line: type, action, bizStep, and what it is about."""
+    what = [*event.get("epcList", []), *(q["epcClass"] for q in event.get("quantityList", []))]
+    if "parentID" in event:
+        children = [*event.get("childEPCs", []), *(q["epcClass"] for q in event.get("childQuantityList", []))]
+        what = [f"{event['parentID']} <- {', '.join(children)}"]
+    return f"{event['type']:<16} {event['action']:<7} {event['bizStep']:<10} {'  '.join(what)}"
 
 
 def run_demo(args: argparse.Namespace) -> int:
