@@ -145,7 +145,8 @@ class DaemonProcess:
     def __init__(self, config: Path, workdir: Path, *, env: dict[str, str] | None = None) -> None:
         self.config = config
         self.log_path = workdir / "gatewayd.log"
-        self.env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
+        # PYTHONFAULTHANDLER: a daemon that hangs is sent SIGABRT, which dumps every thread.
+        self.env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONFAULTHANDLER="1", **(env or {}))
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> DaemonProcess:
@@ -174,7 +175,12 @@ class DaemonProcess:
         assert self.proc is not None
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=timeout)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.send_signal(signal.SIGABRT)  # the faulthandler writes where it hangs
+            self.proc.wait(timeout=10)
+            raise AssertionError(f"gatewayd did not stop within {timeout:g} s of SIGTERM:\n{self.log()}") from None
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
