@@ -28,14 +28,21 @@ from gatewayd.clock import ClockSync, rfc3339
 from gatewayd.config import STEPS, ScannerSettings, Settings
 from gatewayd.delivery.epcis_capture import CaptureSender
 from gatewayd.delivery.mqtt_link import Message, MqttLink
-from gatewayd.delivery.outbox import Event, Outbox
+from gatewayd.delivery.outbox import GAP_TOPIC, Event, Gap, Outbox, Recovery
 from gatewayd.delivery.publisher import Publisher
 from gatewayd.delivery.replay import Replay, send_replayed
 from gatewayd.delivery.requests import Requests, check_fields
 from gatewayd.epcis.derive import Derived, EpcisDeriver
 from gatewayd.errors import ConfigError, DeviceUnavailable, OutboxFull, PayloadError
 from gatewayd.feedback.service import Feedback
-from gatewayd.payloads import device_payload, job_payload, json_bytes, printer_payload, station_payload
+from gatewayd.payloads import (
+    device_payload,
+    gap_payload,
+    job_payload,
+    json_bytes,
+    printer_payload,
+    station_payload,
+)
 from gatewayd.reads.decode import DecodeOptions
 from gatewayd.reads.scan_event import StepCommandRead, scan_event
 from gatewayd.reads.scanners import build_scanner
@@ -398,7 +405,9 @@ class Gateway:
         async with contextlib.AsyncExitStack() as stack:
             # Unwound in reverse on every exit: tasks stop before the link closes, the
             # link closes (saying offline) before the outbox does.
-            outbox = Outbox.open(state_dir / "outbox.sqlite3", s.outbox)
+            outbox = Outbox.open(
+                state_dir / "outbox.sqlite3", s.outbox, on_recovery=self._outbox_recovered, gap_event=self._gap_event
+            )
             stack.callback(self._close_outbox, outbox)
             self.outbox = outbox
             # Unwound after the link has closed and before the outbox does: the last word.
@@ -648,7 +657,7 @@ class Gateway:
             log.error("REFUSED read from %s at %s (%s): raw=%r", sc.id, station, exc, raw)
             self.set_alarm("outbox_full", str(exc))
             return
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             # Disk full, I/O error, a read-only state directory: the same promise holds.
             self._refused(sc, read, "outbox write failed")
             log.error("REFUSED read from %s at %s (outbox write failed: %s): raw=%r", sc.id, station, exc, raw)
@@ -764,6 +773,25 @@ class Gateway:
         if station is not None and self.feedback is not None:
             view = {"id": printer, "kind": "printer", **{k: state.get(k) for k in ("state", "detail", "since")}}
             self.feedback.notify(station, "device", view)
+
+    def _outbox_recovered(self, recovery: Recovery) -> None:
+        """The outbox set a damaged or lost database aside (it logged what it did)."""
+        # The alarm stays until the next start: someone should look at the kept files.
+        self.set_alarm("outbox_recovered", recovery.describe())
+        if self.publisher is not None:
+            self.publisher.wake()  # salvaged undelivered events and the gap announcement
+
+    def _gap_event(self, seq: int, event_id: str, gap: Gap, at: float) -> tuple[str, bytes]:
+        body = gap_payload(
+            seq,
+            event_id,
+            from_seq=gap.from_seq,
+            to_seq=gap.to_seq,
+            reason=gap.reason,
+            at=at,
+            gateway=self.settings.gateway.id,
+        )
+        return f"{self.root}/scans/{GAP_TOPIC}", json_bytes(body)
 
     def _job_event(self, printer: str, job: dict[str, Any]) -> None:
         if isinstance(job.get("state"), str):
@@ -1046,11 +1074,18 @@ class Gateway:
         last_prune = 0.0
         while True:
             await asyncio.sleep(STATUS_INTERVAL_S)
-            if time.monotonic() - last_prune > PRUNE_INTERVAL_S:
-                last_prune = time.monotonic()
-                self.outbox.prune()
-                if self.epcis is not None:
-                    self.epcis.prune()
+            try:
+                # The file at the outbox path must still be ours and intact (it recovers
+                # and raises the alarm itself if not); a passive checkpoint bounds the WAL.
+                self.outbox.check()
+                self.outbox.checkpoint()
+                if time.monotonic() - last_prune > PRUNE_INTERVAL_S:
+                    last_prune = time.monotonic()
+                    self.outbox.prune()
+                    if self.epcis is not None:
+                        self.epcis.prune()
+            except (sqlite3.Error, OSError) as exc:
+                log.error("outbox housekeeping failed (will retry): %s", exc)
             if not self.outbox.full:
                 self.set_alarm("outbox_full", None)
             self.publish_status()
