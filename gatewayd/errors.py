@@ -11,6 +11,7 @@ __all__ = [
     "OutboxDamaged",
     "OutboxFull",
     "PayloadError",
+    "RequestFailed",
     "StateUnwritable",
 ]
 
@@ -41,3 +42,7 @@ class StateUnwritable(GatewaydError):
 
 class OutboxDamaged(GatewaydError):
     """The outbox database is damaged; the daemon recovers it at start, the CLI only reports."""
+
+
+class RequestFailed(GatewaydError):
+    """A request from the command line got no answer: no broker, no SUBACK, no gateway."""

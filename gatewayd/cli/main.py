@@ -234,11 +234,7 @@ def _send_request(settings: Settings, command: str, body: dict[str, Any], timeou
     """Send one request to the running gateway through the broker and print the answer."""
     from gatewayd.cli.request_client import request
 
-    try:
-        answer = request(settings, command, body, timeout=timeout)
-    except TimeoutError as exc:
-        print(f"gatewayd: {exc}", file=sys.stderr)
-        return 1
+    answer = request(settings, command, body, timeout=timeout)  # RequestFailed: one line, exit 1
     print(json.dumps(answer, indent=2))
     return 0 if answer.get("status") == "ok" else 1
 
@@ -456,7 +452,7 @@ def build_parser() -> argparse.ArgumentParser:
     lp.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="a label field")
     lp.add_argument("--dpi", type=int, choices=[203, 300, 600], default=203)
     lp.add_argument("--zpl", action="store_true", help="also print the ZPL to stdout")
-    lp.add_argument("-o", "--output", type=Path, required=True, help="output file: .png, .svg or .pdf")
+    lp.add_argument("-o", "--output", type=Path, required=True, help="output file: .png, .svg, .pdf or .zpl")
     lp.set_defaults(func=cmd_label_preview)
 
     p = sub.add_parser(
