@@ -27,6 +27,7 @@ from gatewayd import __version__
 from gatewayd.clock import ClockSync, rfc3339
 from gatewayd.config import STEPS, ScannerSettings, Settings
 from gatewayd.delivery.epcis_capture import CaptureSender
+from gatewayd.delivery.feed import Feed, FeedEvent
 from gatewayd.delivery.mqtt_link import Message, MqttLink
 from gatewayd.delivery.outbox import GAP_TOPIC, Event, Gap, Outbox, Recovery
 from gatewayd.delivery.publisher import Publisher
@@ -384,6 +385,7 @@ class Gateway:
         self.publisher: Publisher | None = None
         self.printing: PrintService | None = None
         self.epcis: EpcisOutput | None = None
+        self.job_feed: Feed | None = None
         self.requests = Requests(
             root=self.root,
             max_payload_bytes=settings.mqtt.max_payload_bytes,
@@ -541,6 +543,21 @@ class Gateway:
         await printing.start()
         stack.push_async_callback(printing.stop)
         self.printing = printing
+        assert self.link is not None
+
+        async def pending(after_seq: int, limit: int) -> list[FeedEvent]:
+            events = await printing.pending_events(after_seq, limit)
+            root = self.root
+            return [
+                FeedEvent(e.seq, f"{root}/printers/{e.printer}/jobs", json_bytes(job_payload(e.printer, e.payload)))
+                for e in events
+            ]
+
+        # Job events go out from the job store, at least once and in order, like scans:
+        # an outcome reached during a broker outage is delivered after it.
+        feed = Feed(name="jobs", link=self.link, pending=pending, delivered=printing.events_delivered)
+        await stack.enter_async_context(feed)  # left before printing.stop closes the store
+        self.job_feed = feed
         for command, handler in printing.handlers().items():
             stack.callback(self.requests.register(command, handler))
 
@@ -797,8 +814,9 @@ class Gateway:
         if isinstance(job.get("state"), str):
             key = (printer, job["state"])
             self.counters.print_jobs[key] = self.counters.print_jobs.get(key, 0) + 1
-        if self.link is not None and self.link.connected:
-            self.link.publish(f"{self.root}/printers/{printer}/jobs", json_bytes(job_payload(printer, job)))
+        # Already recorded in the job store: the feed publishes it from there.
+        if self.job_feed is not None:
+            self.job_feed.wake()
 
     def publish_retained(self, topic: str, payload: Mapping[str, Any]) -> None:
         if self.link is not None and self.link.connected:
@@ -1043,10 +1061,14 @@ class Gateway:
         self.publisher.on_connected()
         if self.epcis is not None:
             self.epcis.publisher.on_connected()
+        if self.job_feed is not None:
+            self.job_feed.on_connected()
 
     def _on_ack(self, mid: int, ok: bool, reason: str) -> None:
         if self.outbox is None:
             return  # shutting down: the mark is lost, the event is redelivered next start
+        if self.job_feed is not None and self.job_feed.on_ack(mid, ok, reason):
+            return
         assert self.publisher is not None
         self.publisher.on_ack(mid, ok, reason)  # each publisher takes only its own mids
         if self.epcis is not None:
