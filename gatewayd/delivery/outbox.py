@@ -671,7 +671,20 @@ class Outbox:
     # -- delivery --------------------------------------------------------------------
 
     def pending(self, *, after_seq: int, limit: int) -> list[Event]:
-        """Undelivered events with ``seq > after_seq``, oldest first."""
+        """Undelivered events with ``seq > after_seq``, oldest first.
+
+        A database found damaged here (truncated under the running gateway, header
+        intact) is recovered like in :meth:`capture`, and the query runs on the fresh one.
+        """
+        try:
+            return self._pending(after_seq, limit)
+        except sqlite3.DatabaseError as exc:
+            if getattr(exc, "sqlite_errorcode", None) not in _DAMAGED_CODES:
+                raise
+            self._recover_damaged(f"the outbox {self.path} is damaged ({exc})")
+            return self._pending(after_seq, limit)
+
+    def _pending(self, after_seq: int, limit: int) -> list[Event]:
         rows = self.db.execute(
             "SELECT seq, event_id, topic, payload, captured_at FROM events "
             "WHERE delivered_at IS NULL AND seq > ? ORDER BY seq LIMIT ?",
