@@ -67,6 +67,7 @@ _DAMAGED_CODES = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
 # back to 4 MiB after one, so a backlog costs its rows and not a WAL grown without end
 # (https://sqlite.org/pragma.html#pragma_journal_size_limit).
 WAL_AUTOCHECKPOINT_PAGES = 256
+QUICK_CHECK_MAX_BYTES = 256 * 1024 * 1024  # about 350,000 events
 JOURNAL_SIZE_LIMIT = 4 * 1024 * 1024
 
 _SCHEMA = """
@@ -811,23 +812,36 @@ class Outbox:
 
 
 def _diagnose(path: Path) -> str | None:
-    """What is wrong with the database file at ``path``, or ``None`` if it looks sound."""
+    """What is wrong with the database file at ``path``, or ``None`` if it looks sound.
+
+    Cheap checks first (size, header, the page count the header records), then
+    ``PRAGMA quick_check``, which reads every page: only up to :data:`QUICK_CHECK_MAX_BYTES`,
+    so a large backlog does not hold up the start (systemd gives it 60 s).
+    """
     try:
         size = path.stat().st_size
         with open(path, "rb") as f:
-            header = f.read(len(_SQLITE_HEADER))
+            head = f.read(100)
     except OSError as exc:
         return f"cannot read it ({exc.strerror})"
     if size == 0:
         return "the file is empty (0 bytes)"
-    if header != _SQLITE_HEADER:
+    if head[: len(_SQLITE_HEADER)] != _SQLITE_HEADER or len(head) < 100:
         return "the file is not an SQLite database (bad header)"
+    # https://sqlite.org/fileformat2.html#database_header: page size at offset 16 (1 means
+    # 65536), the page count at 28, valid when the change counters at 24 and 92 agree.
+    page_size = int.from_bytes(head[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(head[28:32], "big")
+    if head[24:28] == head[92:96] and size < pages * page_size:
+        return f"the file is truncated ({size} bytes, its header says {pages * page_size})"
     try:
         with contextlib.closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)) as db:
             db.execute("PRAGMA busy_timeout=5000")
-            result = [r[0] for r in db.execute("PRAGMA quick_check").fetchall()]
-            if result != ["ok"]:
-                return f"PRAGMA quick_check: {'; '.join(str(r) for r in result[:3])}"
+            if size <= QUICK_CHECK_MAX_BYTES:
+                result = [r[0] for r in db.execute("PRAGMA quick_check").fetchall()]
+                if result != ["ok"]:
+                    return f"PRAGMA quick_check: {'; '.join(str(r) for r in result[:3])}"
             tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     except sqlite3.DatabaseError as exc:
         if getattr(exc, "sqlite_errorcode", None) in (5, 6):  # SQLITE_BUSY, SQLITE_LOCKED
