@@ -12,6 +12,7 @@ __all__ = [
     "OutboxFull",
     "PayloadError",
     "RequestFailed",
+    "StateUnavailable",
     "StateUnwritable",
 ]
 
@@ -38,6 +39,10 @@ class OutboxFull(GatewaydError):
 
 class StateUnwritable(GatewaydError):
     """The state directory cannot be written: a restart cannot fix it (exit 2)."""
+
+
+class StateUnavailable(GatewaydError):
+    """The state directory cannot be written now (a full disk, an I/O error): retrying may help."""
 
 
 class OutboxDamaged(GatewaydError):

@@ -10,7 +10,7 @@ import pytest
 
 from gatewayd.config import OutboxSettings
 from gatewayd.delivery.outbox import JOURNAL_SIZE_LIMIT, SEQ_BLOCK, WAL_AUTOCHECKPOINT_PAGES, Outbox, Recovery
-from gatewayd.errors import OutboxDamaged, OutboxFull, StateUnwritable
+from gatewayd.errors import OutboxDamaged, OutboxFull, StateUnavailable, StateUnwritable
 
 
 def payload(seq: int, event_id: str) -> bytes:
@@ -342,3 +342,11 @@ def test_an_outbox_truncated_under_a_drain_is_recovered_there(tmp_path: Path) ->
         assert 0 < rec.salvaged < 300
         assert [e.seq for e in events] == [*range(1, rec.salvaged + 1), 301]  # 301: the gap announcement
         assert [(g.from_seq, g.to_seq) for g in rec.gaps] == [(rec.salvaged + 1, 300)]
+
+
+def test_a_full_disk_at_start_is_retried_not_a_permanent_error(tmp_path: Path) -> None:
+    """ENOSPC may pass (a log rotated, a backlog drained): exit 1 so systemd restarts,
+    unlike a permission problem (exit 2). /dev/full fails every write with ENOSPC."""
+    (tmp_path / "seq.hwm.tmp").symlink_to("/dev/full")
+    with pytest.raises(StateUnavailable, match=r"\(No space left on device\); will retry"):
+        Outbox.open(tmp_path / "outbox.sqlite3", OutboxSettings())

@@ -33,6 +33,7 @@ The outbox protects its history against what happens to files at a real site:
 from __future__ import annotations
 
 import contextlib
+import errno
 import itertools
 import json
 import logging
@@ -48,7 +49,7 @@ from typing import Self
 
 from gatewayd.clock import uuid7
 from gatewayd.config import OutboxSettings
-from gatewayd.errors import OutboxDamaged, OutboxFull, StateUnwritable
+from gatewayd.errors import OutboxDamaged, OutboxFull, StateUnavailable, StateUnwritable
 from gatewayd.payloads import gap_payload, json_bytes
 
 __all__ = ["SEQ_BLOCK", "Event", "Gap", "Outbox", "OutboxStats", "Recovery", "SeqMark"]
@@ -167,9 +168,27 @@ def _user() -> str:
         return str(os.geteuid())
 
 
-def unwritable(directory: Path, exc: OSError | sqlite3.Error) -> StateUnwritable:
-    """The one message for a state directory gatewayd cannot write (exit 2, no restart)."""
+# Permission problems a restart cannot fix, as errno values and SQLite result codes
+# (https://sqlite.org/rescode.html: SQLITE_PERM, SQLITE_READONLY, SQLITE_CANTOPEN).
+_PERMANENT_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS}
+_PERMANENT_SQLITE = {3, 8, 14}
+
+
+def unwritable(directory: Path, exc: OSError | sqlite3.Error) -> StateUnwritable | StateUnavailable:
+    """The one message for a state directory gatewayd cannot use.
+
+    Permissions and a read-only file system are :class:`StateUnwritable` (exit 2: systemd
+    does not restart into it); a full disk or an I/O error may pass, and is
+    :class:`StateUnavailable` (exit 1: systemd retries).
+    """
     detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    permanent = (
+        exc.errno in _PERMANENT_ERRNOS
+        if isinstance(exc, OSError)
+        else getattr(exc, "sqlite_errorcode", None) in _PERMANENT_SQLITE
+    )
+    if not permanent:
+        return StateUnavailable(f"cannot write the state directory {directory} ({detail}); will retry")
     user = _user()
     return StateUnwritable(
         f"cannot write the state directory {directory} ({detail}): it must be writable by the user "
