@@ -540,7 +540,23 @@ class Gateway:
         from gatewayd.printing.service import PrintService
 
         printing = PrintService(self.settings, on_job_event=self._job_event, on_printer_state=self._printer_state)
-        await printing.start()
+        try:
+            await printing.start()
+        except (sqlite3.Error, OSError) as exc:
+            # A damaged or unreadable job store must stop printing, not scanning. It is
+            # not replaced by a fresh one: its job ids are what keeps a redelivered print
+            # request from printing a lot label twice.
+            await printing.stop()
+            state_dir = self.settings.gateway.state_dir
+            detail = (
+                f"printing is unavailable: cannot open the print-job store in {state_dir} ({exc}); "
+                "scanning goes on. Move the damaged print_jobs.sqlite3 or lots.sqlite3 aside "
+                "(a fresh one forgets which job ids were printed) and restart"
+            )
+            self.set_alarm("printing_unavailable", detail)
+            for command in ("print", "print/status"):
+                self.requests.explain(command, detail)
+            return
         stack.push_async_callback(printing.stop)
         self.printing = printing
         assert self.link is not None

@@ -243,3 +243,29 @@ def test_fault_campaign_seq_never_repeats_and_nothing_is_unaccounted(
     assert covered >= set(range(1, max(by_seq) + 1)), f"unaccounted seqs after {actions}"
     assert "Traceback" not in "".join(x.log() for x in daemons)
     assert len({a.split()[0] for a in actions}) >= 3, actions  # the seed exercises several kinds
+
+
+def test_a_damaged_print_job_store_stops_printing_not_scanning(
+    broker: LocalBroker, tmp_path: Path, scanner: PtyScanner, daemons: list[DaemonProcess]
+) -> None:
+    """Formerly a DatabaseError traceback and exit 1 at every start: nothing captured."""
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "print_jobs.sqlite3").write_bytes(b"\0not a database" * 300)
+    cfg = config(tmp_path, [broker.url], broker.protocol, scanner)
+    with open(cfg, "a") as f:
+        f.write(f'\n[[printers]]\nid = "zebra"\ndriver = "zpl"\ntransport = "file://{tmp_path / "printer.out"}"\n')
+    with Subscriber(broker.port, [f"{P}/#"], protocol=broker.protocol) as sub:
+        d = start(daemons, cfg, tmp_path, sub)
+        sub.wait_for(f"{P}/devices/dock-03-left/state", lambda p: p["state"] == "connected")
+        scanner.write(b"STILL-SCANNING\r")
+        sub.wait_for(f"{P}/scans/dock-03", lambda p: p["raw"] == "STILL-SCANNING")
+        detail = alarms(sub)["printing_unavailable"]
+        assert "cannot open the print-job store" in detail and "scanning goes on" in detail
+        sub.publish(f"{P}/request/print", {"transaction": "t1", "job_id": "J-1", "printer": "zebra",
+                                           "labels": [{"lot": "A-1"}]})  # fmt: skip
+        answer = sub.wait_for(f"{P}/response/print", lambda p: p.get("transaction") == "t1")
+        assert answer["status"] == "error" and "printing is unavailable" in answer["error"]
+        assert d.terminate() == 0
+    assert (state / "print_jobs.sqlite3").read_bytes().startswith(b"\0not a database")  # kept as it was
+    assert "Traceback" not in d.log()
