@@ -350,3 +350,15 @@ def test_a_full_disk_at_start_is_retried_not_a_permanent_error(tmp_path: Path) -
     (tmp_path / "seq.hwm.tmp").symlink_to("/dev/full")
     with pytest.raises(StateUnavailable, match=r"\(No space left on device\); will retry"):
         Outbox.open(tmp_path / "outbox.sqlite3", OutboxSettings())
+
+
+def test_a_state_directory_deleted_while_running_is_rebuilt(tmp_path: Path) -> None:
+    import shutil
+
+    state = tmp_path / "state"
+    with Outbox.open(state / "outbox.sqlite3", OutboxSettings()) as box:
+        fill(box, 5)
+        shutil.rmtree(state)
+        assert box.capture(topic="t", build=payload).seq == 6
+        assert [e.seq for e in box.pending(after_seq=0, limit=10)] == [1, 2, 3, 4, 5, 6]
+        assert (state / "seq.hwm").read_text() == f"{SEQ_BLOCK}\n"

@@ -433,6 +433,7 @@ class Outbox:
 
     def _recover_live(self, problem: str) -> Recovery:
         """The path no longer names our file, but our handle still reads it: copy it all."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)  # the whole directory may be gone
         tag = _now_tag()
         kept: list[Path] = []
         if self.path.exists():  # a foreign file took its place: keep it aside, untouched
@@ -465,6 +466,7 @@ class Outbox:
         return self._restart(problem, kept, salvage, known_next)
 
     def _restart(self, problem: str, kept: tuple[Path, ...], salvage: _Salvage, known_next: int) -> Recovery:
+        self.mark.write(max(self._reserved, known_next - 1))  # it may have gone with the directory
         self._connect()
         self._restore(salvage)
         self._next_seq = 1
