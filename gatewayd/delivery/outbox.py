@@ -298,7 +298,9 @@ class Outbox:
     def _open(self) -> None:
         directory = self.path.parent
         if self.inspect:
-            damage = _diagnose(self.path) if self.path.exists() else None
+            # The daemon may be writing: a checkpoint writes page 1, with the new page
+            # count, before the pages that extend the file, so the size check would lie.
+            damage = _diagnose(self.path, size_check=False) if self.path.exists() else None
             if damage is not None:
                 raise OutboxDamaged(f"{self.path}: {damage}")
             self._connect()
@@ -832,7 +834,7 @@ class Outbox:
 # -- diagnosis and salvage (module level: they work on files, not on an open Outbox) ------
 
 
-def _diagnose(path: Path) -> str | None:
+def _diagnose(path: Path, *, size_check: bool = True) -> str | None:
     """What is wrong with the database file at ``path``, or ``None`` if it looks sound.
 
     Cheap checks first (size, header, the page count the header records), then
@@ -854,7 +856,7 @@ def _diagnose(path: Path) -> str | None:
     page_size = int.from_bytes(head[16:18], "big")
     page_size = 65536 if page_size == 1 else page_size
     pages = int.from_bytes(head[28:32], "big")
-    if head[24:28] == head[92:96] and size < pages * page_size:
+    if size_check and head[24:28] == head[92:96] and size < pages * page_size:
         return f"the file is truncated ({size} bytes, its header says {pages * page_size})"
     try:
         with contextlib.closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)) as db:
