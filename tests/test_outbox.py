@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from pathlib import Path
 
@@ -362,3 +363,37 @@ def test_a_state_directory_deleted_while_running_is_rebuilt(tmp_path: Path) -> N
         assert box.capture(topic="t", build=payload).seq == 6
         assert [e.seq for e in box.pending(after_seq=0, limit=10)] == [1, 2, 3, 4, 5, 6]
         assert (state / "seq.hwm").read_text() == f"{SEQ_BLOCK}\n"
+
+
+def test_a_recovery_that_fails_is_tried_again_by_the_next_capture(tmp_path: Path) -> None:
+    """A recovery stopped half way (here the directory cannot be written) leaves no closed
+    outbox behind: reads are refused like on a full disk until a capture recovers."""
+    import os
+    import subprocess
+
+    state = tmp_path / "state"
+    with Outbox.open(state / "outbox.sqlite3", OutboxSettings()) as box:
+        fill(box, 5)
+        (state / "outbox.sqlite3").write_bytes(b"")
+        state.chmod(0o555)
+        immutable = os.geteuid() == 0  # root writes anywhere a mode forbids; not to an immutable dir
+        if immutable and subprocess.run(["chattr", "+i", str(state)], check=False).returncode != 0:
+            state.chmod(0o755)
+            pytest.skip("running as root without CAP_LINUX_IMMUTABLE: cannot make a directory unwritable")
+        try:
+            with pytest.raises(PermissionError):
+                box.capture(topic="t", build=payload)
+            with pytest.raises(sqlite3.OperationalError, match="being recovered"):
+                box.capture(topic="t", build=payload)
+            assert box.pending(after_seq=0, limit=10) == []
+            assert box.stats().last_seq == 5
+        finally:
+            if immutable:
+                subprocess.run(["chattr", "-i", str(state)], check=True)
+            state.chmod(0o755)
+        # Closing the connection in the failed attempt checkpointed the WAL, which held
+        # every page of this small outbox, back into the emptied file: nothing was lost.
+        event = box.capture(topic="t", build=payload)
+        assert event.seq == 6
+        assert [e.seq for e in box.pending(after_seq=0, limit=10)] == [1, 2, 3, 4, 5, 6]
+        assert box.stats().last_seq == 6

@@ -268,6 +268,7 @@ class Outbox:
         self._reserved = 0  # seqs up to this are reserved in seq.hwm
         self._ident: tuple[int, int] | None = None  # (st_dev, st_ino) of the open file
         self._fd = -1
+        self._broken = False  # a recovery failed half way: check() starts it over
         self._db: sqlite3.Connection | None = None
         self._next_seq = 1
         self._depth = 0
@@ -416,8 +417,10 @@ class Outbox:
         Recovers (and returns what it did) when the file was deleted, replaced, emptied or
         overwritten under the running gateway.
         """
-        if self._db is None or self.inspect:
+        if self.inspect:
             return None
+        if self._db is None:
+            return self._reopen() if self._broken else None
         try:
             st = os.stat(self.path)
         except FileNotFoundError:
@@ -433,7 +436,36 @@ class Outbox:
             return self._recover_damaged(f"the outbox {self.path} was {what} while gatewayd was running")
         return None
 
+    def _reopen(self) -> Recovery | None:
+        """An earlier recovery failed half way (a full disk, a directory made read-only):
+        start over as at start-up, from whatever the files now hold; seq stays above
+        everything used in this process. Raises again while the cause lasts."""
+        known_next = self._next_seq
+        try:
+            self._open()
+        except (StateUnwritable, StateUnavailable) as exc:
+            self.close()
+            # Like a full disk to the callers: the read is refused, marks wait.
+            raise sqlite3.OperationalError(f"the outbox {self.path} is being recovered after a failure: {exc}") from exc
+        self._broken = False
+        self._next_seq = max(self._next_seq, known_next)
+        log.warning("outbox: reopened %s after a failed recovery", self.path)
+        return self.recoveries[-1] if self.recoveries else None
+
     def _recover_live(self, problem: str) -> Recovery:
+        try:
+            return self._recover_live_now(problem)
+        except BaseException:
+            self._give_up(problem)
+            raise
+
+    def _give_up(self, problem: str) -> None:
+        # Whatever state the files are in, the next check (every capture) starts over.
+        self.close()
+        self._broken = True
+        log.error("outbox: recovery failed (%s); every capture retries it", problem)
+
+    def _recover_live_now(self, problem: str) -> Recovery:
         """The path no longer names our file, but our handle still reads it: copy it all."""
         self.path.parent.mkdir(parents=True, exist_ok=True)  # the whole directory may be gone
         tag = _now_tag()
@@ -461,6 +493,13 @@ class Outbox:
 
     def _recover_damaged(self, problem: str) -> Recovery:
         """The file at our path is damaged: keep it aside, salvage what reads, start afresh."""
+        try:
+            return self._recover_damaged_now(problem)
+        except BaseException:
+            self._give_up(problem)
+            raise
+
+    def _recover_damaged_now(self, problem: str) -> Recovery:
         known_next = self._next_seq
         self.close()
         salvage = _salvage(self.path, upper=max(self._reserved, known_next - 1))
@@ -547,6 +586,10 @@ class Outbox:
     @property
     def db(self) -> sqlite3.Connection:
         if self._db is None:
+            if self._broken:
+                # Callers treat it like a full disk: the read is refused loudly, the
+                # delivery marks wait, and the next check() tries the recovery again.
+                raise sqlite3.OperationalError(f"the outbox {self.path} is being recovered after a failure")
             raise RuntimeError("outbox is closed")
         return self._db
 
@@ -700,6 +743,11 @@ class Outbox:
         A database found damaged here (truncated under the running gateway, header
         intact) is recovered like in :meth:`capture`, and the query runs on the fresh one.
         """
+        if self._db is None and self._broken:
+            try:
+                self.check()  # try the failed recovery again
+            except (OSError, sqlite3.Error):
+                return []  # nothing can be sent until it succeeds
         try:
             return self._pending(after_seq, limit)
         except sqlite3.DatabaseError as exc:
@@ -813,6 +861,18 @@ class Outbox:
     def stats(self) -> OutboxStats:
         """Cheap at any size: two index look-ups, the rest is kept in memory (a count of a
         week of retained events takes a second on a Pi; the status is built every few)."""
+        if self._db is None and self._broken:  # what memory knows, for the status line
+            return OutboxStats(
+                depth=self._depth,
+                depth_bytes=self._depth_bytes,
+                oldest_undelivered_seq=None,
+                oldest_undelivered_at=None,
+                last_seq=self.last_seq,
+                retained=self._retained,
+                first_retained_seq=None,
+                full=self.full,
+                refused=self._refused,
+            )
         db = self.db
         oldest = db.execute(
             "SELECT seq, captured_at FROM events WHERE delivered_at IS NULL ORDER BY seq LIMIT 1"
