@@ -451,3 +451,20 @@ def test_check_with_epcis_checks_read_points_and_capture_credentials(tmp_path: P
     result = gatewayd("check", "--config", str(write(cfg, fixed)), tmp_path=tmp_path)
     assert result.returncode == 0, result.stderr
     assert effective_config(result.stdout)["epcis"]["capture_url"] == "https://epcis.example.com/capture"
+
+
+def test_outbox_shows_the_reserved_seqs_and_the_files_kept_aside(tmp_path: Path) -> None:
+    cfg = write(tmp_path / "gatewayd.toml", VALID)
+    path = tmp_path / "state" / "outbox.sqlite3"
+    path.parent.mkdir()
+    path.write_bytes(b"\0" * 4096)  # damaged: the daemon sets it aside at open
+    with Outbox.open(path, OutboxSettings()) as box:
+        (kept,) = box.kept_aside()
+        box.capture(topic="t", build=lambda seq, eid: json.dumps({"seq": seq, "event_id": eid}).encode())
+    result = gatewayd("outbox", "--config", str(cfg), "--json", tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr
+    info = json.loads(result.stdout)
+    assert kept.name.startswith("outbox.sqlite3.damaged-")
+    assert (info["kept_aside"], info["seq_reserved"]) == ([kept.name], 1000)
+    text = gatewayd("outbox", "--config", str(cfg), tmp_path=tmp_path).stdout
+    assert f"kept_aside               {kept.name}" in text.splitlines()

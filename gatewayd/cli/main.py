@@ -192,6 +192,8 @@ def cmd_outbox(args: argparse.Namespace) -> int:
                 cursor = events[-1].seq + 1
             return 0
         st = box.stats()
+        reserved = box.mark.read()  # seq.hwm: seqs up to this may have been used
+        kept = [p.name for p in box.kept_aside()]  # files set aside after a recovery
     if args.replay:
         start, end = _range(args.replay, st.last_seq, "--replay")
         return _send_request(settings, "replay", {"from_seq": start, "to_seq": end})
@@ -205,12 +207,15 @@ def cmd_outbox(args: argparse.Namespace) -> int:
         "retained": st.retained,
         "first_retained_seq": st.first_retained_seq,
         "full": st.full,
+        "seq_reserved": reserved,
+        "kept_aside": kept,
     }
     if args.json:
         print(json.dumps(info))
     else:
         for k, v in info.items():
-            print(f"{k:24} {v if v is not None else '-'}")
+            text = ", ".join(v) if isinstance(v, list) else v
+            print(f"{k:24} {text if text not in (None, '') else '-'}")
     return 0
 
 

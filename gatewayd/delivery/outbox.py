@@ -854,6 +854,17 @@ class Outbox:
             log.info("outbox: pruned %d delivered events older than %g h", removed, self.settings.retention_hours)
         return removed
 
+    def kept_aside(self) -> list[Path]:
+        """The damaged, vanished and foreign outbox files kept for forensics, oldest first."""
+        kinds = (".damaged-", ".vanished-", ".foreign-")
+        prefix = self.path.name
+        found = [
+            p
+            for p in self.path.parent.glob(f"{prefix}.*")
+            if any(p.name.startswith(prefix + k) for k in kinds) and not p.name.endswith(("-wal", "-shm", ".stale"))
+        ]
+        return sorted(found, key=lambda p: p.name.rsplit("-", 1)[-1])
+
     def checkpoint(self) -> None:
         """A passive WAL checkpoint (housekeeping): it never waits for readers or writers."""
         self.db.execute("PRAGMA wal_checkpoint(PASSIVE)")
