@@ -397,3 +397,15 @@ def test_a_recovery_that_fails_is_tried_again_by_the_next_capture(tmp_path: Path
         assert event.seq == 6
         assert [e.seq for e in box.pending(after_seq=0, limit=10)] == [1, 2, 3, 4, 5, 6]
         assert box.stats().last_seq == 6
+
+
+def test_a_gap_is_announced_once_across_recoveries(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.sqlite3"
+    with Outbox.open(path, OutboxSettings()) as box:
+        fill(box, 10)
+        box.db.execute("DELETE FROM events WHERE seq BETWEEN 4 AND 6")  # rows a damaged page took
+        for _ in range(2):  # deleted twice under the running gateway: two recoveries
+            path.unlink()
+            fill(box, 1)
+        ranges = [(g["from_seq"], g["to_seq"]) for g in gap_events(box)]
+        assert ranges == [(4, 6)]  # announced by the first recovery only

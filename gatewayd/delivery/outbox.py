@@ -147,6 +147,33 @@ class _Salvage:
     error: str | None = None  # where reading stopped, if it did
 
 
+def _announced(rows: list[tuple[int, str, str, bytes, float, float | None]]) -> list[tuple[int, int]]:
+    """The ranges the gap announcements among ``rows`` cover."""
+    out = []
+    for _seq, _event_id, topic, payload, _at, _delivered in rows:
+        if topic == GAP_TOPIC or topic.endswith(f"/{GAP_TOPIC}"):
+            body = json.loads(payload)
+            if isinstance(body.get("from_seq"), int) and isinstance(body.get("to_seq"), int):
+                out.append((body["from_seq"], body["to_seq"]))
+    return out
+
+
+def _uncovered(gaps: list[Gap], covered: list[tuple[int, int]]) -> list[Gap]:
+    """``gaps`` minus the ``covered`` ranges (both inclusive), split where needed."""
+    for lo, hi in covered:
+        rest: list[Gap] = []
+        for g in gaps:
+            if g.to_seq < lo or g.from_seq > hi:
+                rest.append(g)
+                continue
+            if g.from_seq < lo:
+                rest.append(Gap(g.from_seq, lo - 1, g.reason))
+            if g.to_seq > hi:
+                rest.append(Gap(hi + 1, g.to_seq, g.reason))
+        gaps = rest
+    return gaps
+
+
 def _now_tag() -> str:
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
 
@@ -552,6 +579,9 @@ class Outbox:
         top = max(seqs[-1] if seqs else 0, self._next_seq - 1)
         if top < known_next - 1:
             gaps.append(Gap(top + 1, known_next - 1, reason))
+        # A range an earlier announcement (salvaged with the rest) already covers is not
+        # announced again at every later recovery.
+        gaps = _uncovered(gaps, _announced(salvage.rows))
         self._next_seq = max(self._next_seq, known_next)
         if salvage.error:
             problem = f"{problem}; salvage stopped at: {salvage.error}"
