@@ -386,6 +386,7 @@ class Gateway:
         self.printing: PrintService | None = None
         self.epcis: EpcisOutput | None = None
         self.job_feed: Feed | None = None
+        self._recovered_through = 0  # seq up to which an outbox recovery must be delivered
         self.requests = Requests(
             root=self.root,
             max_payload_bytes=settings.mqtt.max_payload_bytes,
@@ -809,7 +810,9 @@ class Gateway:
 
     def _outbox_recovered(self, recovery: Recovery) -> None:
         """The outbox set a damaged or lost database aside (it logged what it did)."""
-        # The alarm stays until the next start: someone should look at the kept files.
+        # The alarm stays until the WMS has everything the recovery salvaged or announced
+        # (see _on_delivered); the kept files stay for someone to look at.
+        self._recovered_through = max(self._recovered_through, recovery.through_seq)
         self.set_alarm("outbox_recovered", recovery.describe())
         if self.publisher is not None:
             self.publisher.wake()  # salvaged undelivered events and the gap announcement
@@ -1099,6 +1102,11 @@ class Gateway:
             return
         if "outbox_full" in self.alarms and not self.outbox.full:
             self.set_alarm("outbox_full", None)
+        if "outbox_recovered" in self.alarms:
+            first = self.outbox.first_undelivered_seq()
+            if first is None or first > self._recovered_through:
+                log.warning("outbox: what the recovery salvaged and announced is delivered")
+                self.set_alarm("outbox_recovered", None)
 
     def _on_message(self, msg: Message) -> None:
         if self.outbox is None:

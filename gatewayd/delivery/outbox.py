@@ -130,6 +130,7 @@ class Recovery:
     salvaged: int  # rows copied into the fresh outbox
     undelivered: int  # of which not yet acknowledged: they are delivered as usual
     gaps: tuple[Gap, ...]  # announced to the WMS as gatewayd.gap/1 events
+    through_seq: int = 0  # the last seq when it was done: its gap announcements included
 
     def describe(self) -> str:
         kept = ", ".join(p.name for p in self.kept_as) if self.kept_as else "nothing to keep"
@@ -586,10 +587,10 @@ class Outbox:
         if salvage.error:
             problem = f"{problem}; salvage stopped at: {salvage.error}"
         undelivered = sum(1 for r in salvage.rows if r[5] is None)
-        recovery = Recovery(problem, kept, len(salvage.rows), undelivered, tuple(gaps))
-        log.error("outbox: %s", recovery.describe())
+        log.error("outbox: %s", Recovery(problem, kept, len(salvage.rows), undelivered, tuple(gaps)).describe())
         for gap in gaps:
             self._capture_gap(gap)
+        recovery = Recovery(problem, kept, len(salvage.rows), undelivered, tuple(gaps), self._next_seq - 1)
         self.recoveries.append(recovery)
         if self.on_recovery is not None:
             self.on_recovery(recovery)
