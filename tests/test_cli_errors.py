@@ -39,8 +39,9 @@ def closed_port() -> int:
 class FakeBroker:
     """Answers CONNECT with ``connack`` and then ignores everything (no SUBACK, ever)."""
 
-    def __init__(self, connack: bytes) -> None:
+    def __init__(self, connack: bytes, *, v311_only: bool = False) -> None:
         self.connack = connack
+        self.v311_only = v311_only  # close on an MQTT 5 CONNECT, as RabbitMQ 3.x does
         self.server = socket.create_server(("127.0.0.1", 0))
         self.port = int(self.server.getsockname()[1])
         self._conns: list[socket.socket] = []
@@ -54,7 +55,11 @@ class FakeBroker:
             except OSError:
                 return
             self._conns.append(conn)
-            conn.recv(4096)  # the CONNECT packet (small enough for one read on loopback)
+            connect = conn.recv(4096)  # the CONNECT packet (small enough for one read on loopback)
+            # Fixed header, one length byte, then "\x00\x04MQTT" and the protocol level.
+            if self.v311_only and connect[8:9] == b"\x05":
+                conn.close()
+                continue
             conn.sendall(self.connack)
 
     def close(self) -> None:
@@ -93,7 +98,7 @@ def test_replay_with_a_broker_that_refuses_the_connection(tmp_path: Path, fake_b
     cfg = config(tmp_path, [f"mqtt://127.0.0.1:{fake_broker.port}"])
     result = gatewayd("outbox", "--config", str(cfg), "--replay", "1:1", tmp_path=tmp_path)
     assert result.returncode == 1
-    refusal = f"mqtt://127.0.0.1:{fake_broker.port}: refused the connection (Not authorized)"
+    refusal = f"mqtt://127.0.0.1:{fake_broker.port} (MQTT 5): refused the connection (Not authorized)"
     assert_one_error_line(result.stderr, refusal)
 
 
@@ -142,3 +147,16 @@ def test_label_preview_bad_output_is_one_error(tmp_path: Path, output: str, mess
     assert "Traceback" not in result.stderr
     assert f"  {message}" in result.stderr.splitlines()
     assert not (tmp_path / output).exists()
+
+
+def test_replay_falls_back_to_mqtt_311_with_protocol_auto(tmp_path: Path) -> None:
+    """protocol = "auto" (the default): a broker that closes on MQTT 5 is asked in 3.1.1;
+    this one then never sends SUBACK, which proves the 3.1.1 connection was accepted."""
+    b = FakeBroker(b"\x20\x02\x00\x00", v311_only=True)  # MQTT 3.1.1 CONNACK: accepted
+    try:
+        cfg = config(tmp_path, [f"mqtt://127.0.0.1:{b.port}"])
+        result = gatewayd("outbox", "--config", str(cfg), "--replay", "1:1", tmp_path=tmp_path)
+    finally:
+        b.close()
+    assert result.returncode == 1
+    assert_one_error_line(result.stderr, "no SUBACK for gatewayd/gw/response/replay within 10 s")

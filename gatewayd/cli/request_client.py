@@ -21,6 +21,8 @@ from gatewayd.errors import RequestFailed
 
 __all__ = ["request"]
 
+UNSUPPORTED_PROTOCOL = 0x84  # MQTT 5 section 3.2.2.2: CONNACK "Unsupported Protocol Version"
+
 
 def request(settings: Settings, command: str, body: dict[str, Any], *, timeout: float = 10.0) -> dict[str, Any]:
     """Publish ``P/request/{command}`` and return the matching ``P/response/{command}``.
@@ -30,11 +32,23 @@ def request(settings: Settings, command: str, body: dict[str, Any], *, timeout: 
     """
     transaction = f"cli-{uuid.uuid4().hex[:12]}"
     failures: list[str] = []
+    # "auto": MQTT 5 first, 3.1.1 when the broker refuses 5, as the daemon's link does.
+    versions = [5, 3] if settings.mqtt.protocol == "auto" else [settings.mqtt.protocol]
     for broker in settings.mqtt.brokers:
         answers: queue.Queue[dict[str, Any]] = queue.Queue()
-        client = _connect(
-            settings, broker=broker, answers=answers, transaction=transaction, timeout=timeout, failures=failures
-        )
+        client = None
+        for version in versions:
+            client, older = _connect(
+                settings,
+                broker=broker,
+                version=version,
+                answers=answers,
+                transaction=transaction,
+                timeout=timeout,
+                failures=failures,
+            )
+            if client is not None or not older:
+                break
         if client is None:
             continue
         try:
@@ -52,28 +66,37 @@ def _connect(
     settings: Settings,
     *,
     broker: BrokerUrl,
+    version: int,
     answers: queue.Queue[dict[str, Any]],
     transaction: str,
     timeout: float,
     failures: list[str],
-) -> paho.Client | None:
-    """A connected client (CONNACK accepted) with its network loop running, or ``None``."""
+) -> tuple[paho.Client | None, bool]:
+    """A connected client (CONNACK accepted) with its network loop running, or ``None``
+    and whether the broker refused this protocol version (so an older one may do)."""
     m = settings.mqtt
     # One client per broker: paho refuses a second TLS setup on the same client, and a
     # plain mqtt:// broker after an mqtts:// one must not inherit its TLS.
     client = paho.Client(
         CallbackAPIVersion.VERSION2,
         client_id=f"gatewayd-cli-{uuid.uuid4().hex[:8]}",
-        protocol=MQTTProtocolVersion.MQTTv5 if m.protocol == 5 else MQTTProtocolVersion.MQTTv311,
+        protocol=MQTTProtocolVersion.MQTTv5 if version == 5 else MQTTProtocolVersion.MQTTv311,
     )
     client.connect_timeout = timeout
     if m.username:
         password = m.password_file.read_text().rstrip("\r\n") if m.password_file else None
         client.username_pw_set(m.username, password)
-    connacks: queue.Queue[str | None] = queue.Queue()
+    connacks: queue.Queue[tuple[str | None, bool]] = queue.Queue()  # (problem, protocol refused)
 
     def on_connect(c: paho.Client, u: Any, flags: Any, reason: Any, props: Any = None) -> None:
-        connacks.put(f"refused the connection ({reason})" if reason.is_failure else None)
+        if reason.is_failure:
+            connacks.put((f"refused the connection ({reason})", reason.value == UNSUPPORTED_PROTOCOL))
+        else:
+            connacks.put((None, False))
+
+    def on_disconnect(c: paho.Client, u: Any, flags: Any, reason: Any, props: Any = None) -> None:
+        # Before any CONNACK: a 3.1.1-only broker (RabbitMQ 3.x) closes on an MQTT 5 CONNECT.
+        connacks.put(("closed the connection before CONNACK", version == 5))
 
     def on_message(c: paho.Client, u: Any, msg: paho.MQTTMessage) -> None:
         try:
@@ -84,6 +107,7 @@ def _connect(
             answers.put(answer)
 
     client.on_connect = on_connect
+    client.on_disconnect = on_disconnect
     client.on_message = on_message
     try:
         if broker.tls:
@@ -94,18 +118,20 @@ def _connect(
         client.connect(broker.host, broker.port, keepalive=30)
     except (OSError, ValueError) as exc:  # refused, unreachable, TLS handshake, bad files
         failures.append(f"{broker}: {exc}")
-        return None
+        return None, False
     client.loop_start()
     try:
-        problem = connacks.get(timeout=timeout)
+        problem, older = connacks.get(timeout=timeout)
     except queue.Empty:
-        problem = f"no CONNACK within {timeout:g} s"
+        problem, older = f"no CONNACK within {timeout:g} s", False
     if problem is not None:
+        client.on_disconnect = None
         client.disconnect()
         client.loop_stop()
-        failures.append(f"{broker}: {problem}")
-        return None
-    return client
+        failures.append(f"{broker} (MQTT {'5' if version == 5 else '3.1.1'}): {problem}")
+        return None, older
+    client.on_disconnect = None
+    return client, False
 
 
 def _ask(
