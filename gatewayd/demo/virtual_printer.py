@@ -62,11 +62,6 @@ class VirtualZebra:
     ) -> None:
         if self._server is not None:
             self._server.close()
-        if self._tasks:
-            # A client that has closed its end ends its task by itself: let it, because on
-            # Python 3.11 cancelling a connection's task makes asyncio log a traceback
-            # ("Exception in callback StreamReaderProtocol.connection_made...").
-            await asyncio.wait(list(self._tasks), timeout=1.0)
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):
