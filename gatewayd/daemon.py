@@ -120,8 +120,12 @@ class EpcisOutput:
         # Every document can be derived again from the scan outbox, and its cursor commits
         # with it: a commit lost with power rolls both back together and the documents are
         # made again, with the same events. So this outbox skips the fsync per commit (WAL, NORMAL).
+        # A damaged one is set aside and salvaged like the scan outbox; its lost documents
+        # are derived again, so it announces no gaps.
         self.outbox = Outbox.open(
-            s.gateway.state_dir / "epcis.sqlite3", dataclasses.replace(s.outbox, synchronous="normal")
+            s.gateway.state_dir / "epcis.sqlite3",
+            dataclasses.replace(s.outbox, synchronous="normal"),
+            gap_event=None,
         )
         self.publisher = Publisher(link=link, outbox=self.outbox, settings=s.outbox)
         self.capture: CaptureSender | None = None

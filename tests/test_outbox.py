@@ -409,3 +409,20 @@ def test_a_gap_is_announced_once_across_recoveries(tmp_path: Path) -> None:
             fill(box, 1)
         ranges = [(g["from_seq"], g["to_seq"]) for g in gap_events(box)]
         assert ranges == [(4, 6)]  # announced by the first recovery only
+
+
+def test_two_outboxes_in_one_state_directory_keep_their_own_marks(tmp_path: Path) -> None:
+    """The scan outbox and the EPCIS one share state_dir: one's seqs must not make the
+    other look behind its mark (a false recovery, and gaps announced for nothing)."""
+    with Outbox.open(tmp_path / "outbox.sqlite3", OutboxSettings()) as scans:
+        fill(scans, 3)
+    with Outbox.open(tmp_path / "epcis.sqlite3", OutboxSettings(), gap_event=None) as docs:
+        fill(docs, 2 * SEQ_BLOCK + 5)
+    with (
+        Outbox.open(tmp_path / "outbox.sqlite3", OutboxSettings()) as scans,
+        Outbox.open(tmp_path / "epcis.sqlite3", OutboxSettings(), gap_event=None) as docs,
+    ):
+        assert (scans.recoveries, docs.recoveries) == ([], [])
+        assert (scans.last_seq, docs.last_seq) == (3, 2 * SEQ_BLOCK + 5)
+    assert (tmp_path / "seq.hwm").read_text() == f"{SEQ_BLOCK}\n"
+    assert (tmp_path / "epcis.seq.hwm").read_text() == f"{3 * SEQ_BLOCK}\n"

@@ -283,7 +283,7 @@ class Outbox:
         path: Path,
         settings: OutboxSettings,
         on_recovery: Callable[[Recovery], None] | None = None,
-        gap_event: GapEvent = _default_gap_event,
+        gap_event: GapEvent | None = _default_gap_event,
         inspect: bool = False,
     ) -> None:
         self.path = path
@@ -291,7 +291,9 @@ class Outbox:
         self.on_recovery = on_recovery
         self.gap_event = gap_event
         self.inspect = inspect
-        self.mark = SeqMark(path.with_name(HWM_NAME))
+        # One state directory holds two outboxes (scans, and EPCIS documents): each keeps
+        # its own mark; the scan outbox's is seq.hwm.
+        self.mark = SeqMark(path.with_name(HWM_NAME if path.name == "outbox.sqlite3" else f"{path.stem}.{HWM_NAME}"))
         self.recoveries: list[Recovery] = []
         self._reserved = 0  # seqs up to this are reserved in seq.hwm
         self._ident: tuple[int, int] | None = None  # (st_dev, st_ino) of the open file
@@ -313,7 +315,7 @@ class Outbox:
         settings: OutboxSettings,
         *,
         on_recovery: Callable[[Recovery], None] | None = None,
-        gap_event: GapEvent = _default_gap_event,
+        gap_event: GapEvent | None = _default_gap_event,
         inspect: bool = False,
     ) -> Outbox:
         box = cls(path=path, settings=settings, on_recovery=on_recovery, gap_event=gap_event, inspect=inspect)
@@ -588,8 +590,9 @@ class Outbox:
             problem = f"{problem}; salvage stopped at: {salvage.error}"
         undelivered = sum(1 for r in salvage.rows if r[5] is None)
         log.error("outbox: %s", Recovery(problem, kept, len(salvage.rows), undelivered, tuple(gaps)).describe())
-        for gap in gaps:
-            self._capture_gap(gap)
+        if self.gap_event is not None:  # None: what it holds can be made again, no one to tell
+            for gap in gaps:
+                self._capture_gap(gap)
         recovery = Recovery(problem, kept, len(salvage.rows), undelivered, tuple(gaps), self._next_seq - 1)
         self.recoveries.append(recovery)
         if self.on_recovery is not None:
@@ -597,6 +600,7 @@ class Outbox:
         return recovery
 
     def _capture_gap(self, gap: Gap) -> None:
+        assert self.gap_event is not None
         now = time.time()
         seq = self._next_seq
         event_id = str(uuid7(now))
