@@ -27,15 +27,23 @@ from gatewayd import __version__
 from gatewayd.clock import ClockSync, rfc3339
 from gatewayd.config import STEPS, ScannerSettings, Settings
 from gatewayd.delivery.epcis_capture import CaptureSender
+from gatewayd.delivery.feed import Feed, FeedEvent
 from gatewayd.delivery.mqtt_link import Message, MqttLink
-from gatewayd.delivery.outbox import Event, Outbox
+from gatewayd.delivery.outbox import GAP_TOPIC, Event, Gap, Outbox, Recovery
 from gatewayd.delivery.publisher import Publisher
 from gatewayd.delivery.replay import Replay, send_replayed
 from gatewayd.delivery.requests import Requests, check_fields
 from gatewayd.epcis.derive import Derived, EpcisDeriver
 from gatewayd.errors import ConfigError, DeviceUnavailable, OutboxFull, PayloadError
 from gatewayd.feedback.service import Feedback
-from gatewayd.payloads import device_payload, job_payload, json_bytes, printer_payload, station_payload
+from gatewayd.payloads import (
+    device_payload,
+    gap_payload,
+    job_payload,
+    json_bytes,
+    printer_payload,
+    station_payload,
+)
 from gatewayd.reads.decode import DecodeOptions
 from gatewayd.reads.scan_event import StepCommandRead, scan_event
 from gatewayd.reads.scanners import build_scanner
@@ -112,8 +120,12 @@ class EpcisOutput:
         # Every document can be derived again from the scan outbox, and its cursor commits
         # with it: a commit lost with power rolls both back together and the documents are
         # made again, with the same events. So this outbox skips the fsync per commit (WAL, NORMAL).
+        # A damaged one is set aside and salvaged like the scan outbox; its lost documents
+        # are derived again, so it announces no gaps.
         self.outbox = Outbox.open(
-            s.gateway.state_dir / "epcis.sqlite3", dataclasses.replace(s.outbox, synchronous="normal")
+            s.gateway.state_dir / "epcis.sqlite3",
+            dataclasses.replace(s.outbox, synchronous="normal"),
+            gap_event=None,
         )
         self.publisher = Publisher(link=link, outbox=self.outbox, settings=s.outbox)
         self.capture: CaptureSender | None = None
@@ -377,6 +389,8 @@ class Gateway:
         self.publisher: Publisher | None = None
         self.printing: PrintService | None = None
         self.epcis: EpcisOutput | None = None
+        self.job_feed: Feed | None = None
+        self._recovered_through = 0  # seq up to which an outbox recovery must be delivered
         self.requests = Requests(
             root=self.root,
             max_payload_bytes=settings.mqtt.max_payload_bytes,
@@ -398,7 +412,9 @@ class Gateway:
         async with contextlib.AsyncExitStack() as stack:
             # Unwound in reverse on every exit: tasks stop before the link closes, the
             # link closes (saying offline) before the outbox does.
-            outbox = Outbox.open(state_dir / "outbox.sqlite3", s.outbox)
+            outbox = Outbox.open(
+                state_dir / "outbox.sqlite3", s.outbox, on_recovery=self._outbox_recovered, gap_event=self._gap_event
+            )
             stack.callback(self._close_outbox, outbox)
             self.outbox = outbox
             # Unwound after the link has closed and before the outbox does: the last word.
@@ -529,9 +545,40 @@ class Gateway:
         from gatewayd.printing.service import PrintService
 
         printing = PrintService(self.settings, on_job_event=self._job_event, on_printer_state=self._printer_state)
-        await printing.start()
+        try:
+            await printing.start()
+        except (sqlite3.Error, OSError) as exc:
+            # A damaged or unreadable job store must stop printing, not scanning. It is
+            # not replaced by a fresh one: its job ids are what keeps a redelivered print
+            # request from printing a lot label twice.
+            await printing.stop()
+            state_dir = self.settings.gateway.state_dir
+            detail = (
+                f"printing is unavailable: cannot open the print-job store in {state_dir} ({exc}); "
+                "scanning goes on. Move the damaged print_jobs.sqlite3 or lots.sqlite3 aside "
+                "(a fresh one forgets which job ids were printed) and restart"
+            )
+            self.set_alarm("printing_unavailable", detail)
+            for command in ("print", "print/status"):
+                self.requests.explain(command, detail)
+            return
         stack.push_async_callback(printing.stop)
         self.printing = printing
+        assert self.link is not None
+
+        async def pending(after_seq: int, limit: int) -> list[FeedEvent]:
+            events = await printing.pending_events(after_seq, limit)
+            root = self.root
+            return [
+                FeedEvent(e.seq, f"{root}/printers/{e.printer}/jobs", json_bytes(job_payload(e.printer, e.payload)))
+                for e in events
+            ]
+
+        # Job events go out from the job store, at least once and in order, like scans:
+        # an outcome reached during a broker outage is delivered after it.
+        feed = Feed(name="jobs", link=self.link, pending=pending, delivered=printing.events_delivered)
+        await stack.enter_async_context(feed)  # left before printing.stop closes the store
+        self.job_feed = feed
         for command, handler in printing.handlers().items():
             stack.callback(self.requests.register(command, handler))
 
@@ -648,7 +695,7 @@ class Gateway:
             log.error("REFUSED read from %s at %s (%s): raw=%r", sc.id, station, exc, raw)
             self.set_alarm("outbox_full", str(exc))
             return
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             # Disk full, I/O error, a read-only state directory: the same promise holds.
             self._refused(sc, read, "outbox write failed")
             log.error("REFUSED read from %s at %s (outbox write failed: %s): raw=%r", sc.id, station, exc, raw)
@@ -765,12 +812,34 @@ class Gateway:
             view = {"id": printer, "kind": "printer", **{k: state.get(k) for k in ("state", "detail", "since")}}
             self.feedback.notify(station, "device", view)
 
+    def _outbox_recovered(self, recovery: Recovery) -> None:
+        """The outbox set a damaged or lost database aside (it logged what it did)."""
+        # The alarm stays until the WMS has everything the recovery salvaged or announced
+        # (see _on_delivered); the kept files stay for someone to look at.
+        self._recovered_through = max(self._recovered_through, recovery.through_seq)
+        self.set_alarm("outbox_recovered", recovery.describe())
+        if self.publisher is not None:
+            self.publisher.wake()  # salvaged undelivered events and the gap announcement
+
+    def _gap_event(self, seq: int, event_id: str, gap: Gap, at: float) -> tuple[str, bytes]:
+        body = gap_payload(
+            seq,
+            event_id,
+            from_seq=gap.from_seq,
+            to_seq=gap.to_seq,
+            reason=gap.reason,
+            at=at,
+            gateway=self.settings.gateway.id,
+        )
+        return f"{self.root}/scans/{GAP_TOPIC}", json_bytes(body)
+
     def _job_event(self, printer: str, job: dict[str, Any]) -> None:
         if isinstance(job.get("state"), str):
             key = (printer, job["state"])
             self.counters.print_jobs[key] = self.counters.print_jobs.get(key, 0) + 1
-        if self.link is not None and self.link.connected:
-            self.link.publish(f"{self.root}/printers/{printer}/jobs", json_bytes(job_payload(printer, job)))
+        # Already recorded in the job store: the feed publishes it from there.
+        if self.job_feed is not None:
+            self.job_feed.wake()
 
     def publish_retained(self, topic: str, payload: Mapping[str, Any]) -> None:
         if self.link is not None and self.link.connected:
@@ -1015,10 +1084,14 @@ class Gateway:
         self.publisher.on_connected()
         if self.epcis is not None:
             self.epcis.publisher.on_connected()
+        if self.job_feed is not None:
+            self.job_feed.on_connected()
 
     def _on_ack(self, mid: int, ok: bool, reason: str) -> None:
         if self.outbox is None:
             return  # shutting down: the mark is lost, the event is redelivered next start
+        if self.job_feed is not None and self.job_feed.on_ack(mid, ok, reason):
+            return
         assert self.publisher is not None
         self.publisher.on_ack(mid, ok, reason)  # each publisher takes only its own mids
         if self.epcis is not None:
@@ -1033,6 +1106,11 @@ class Gateway:
             return
         if "outbox_full" in self.alarms and not self.outbox.full:
             self.set_alarm("outbox_full", None)
+        if "outbox_recovered" in self.alarms:
+            first = self.outbox.first_undelivered_seq()
+            if first is None or first > self._recovered_through:
+                log.warning("outbox: what the recovery salvaged and announced is delivered")
+                self.set_alarm("outbox_recovered", None)
 
     def _on_message(self, msg: Message) -> None:
         if self.outbox is None:
@@ -1046,11 +1124,18 @@ class Gateway:
         last_prune = 0.0
         while True:
             await asyncio.sleep(STATUS_INTERVAL_S)
-            if time.monotonic() - last_prune > PRUNE_INTERVAL_S:
-                last_prune = time.monotonic()
-                self.outbox.prune()
-                if self.epcis is not None:
-                    self.epcis.prune()
+            try:
+                # The file at the outbox path must still be ours and intact (it recovers
+                # and raises the alarm itself if not); a passive checkpoint bounds the WAL.
+                self.outbox.check()
+                self.outbox.checkpoint()
+                if time.monotonic() - last_prune > PRUNE_INTERVAL_S:
+                    last_prune = time.monotonic()
+                    self.outbox.prune()
+                    if self.epcis is not None:
+                        self.epcis.prune()
+            except (sqlite3.Error, OSError) as exc:
+                log.error("outbox housekeeping failed (will retry): %s", exc)
             if not self.outbox.full:
                 self.set_alarm("outbox_full", None)
             self.publish_status()

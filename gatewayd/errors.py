@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from gatewayd_drivers.base import DeviceUnavailable
 
-__all__ = ["ConfigError", "DeviceUnavailable", "GatewaydError", "OutboxFull", "PayloadError"]
+__all__ = [
+    "ConfigError",
+    "DeviceUnavailable",
+    "GatewaydError",
+    "OutboxDamaged",
+    "OutboxFull",
+    "PayloadError",
+    "RequestFailed",
+    "StateUnavailable",
+    "StateUnwritable",
+]
 
 
 class GatewaydError(Exception):
@@ -25,3 +35,19 @@ class PayloadError(GatewaydError):
 
 class OutboxFull(GatewaydError):
     """The outbox is at its limit: the read is refused, nothing captured is dropped."""
+
+
+class StateUnwritable(GatewaydError):
+    """The state directory cannot be written: a restart cannot fix it (exit 2)."""
+
+
+class StateUnavailable(GatewaydError):
+    """The state directory cannot be written now (a full disk, an I/O error): retrying may help."""
+
+
+class OutboxDamaged(GatewaydError):
+    """The outbox database is damaged; the daemon recovers it at start, the CLI only reports."""
+
+
+class RequestFailed(GatewaydError):
+    """A request from the command line got no answer: no broker, no SUBACK, no gateway."""

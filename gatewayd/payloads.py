@@ -16,6 +16,7 @@ from gatewayd.clock import rfc3339
 
 __all__ = [
     "device_payload",
+    "gap_payload",
     "job_payload",
     "json_bytes",
     "printer_payload",
@@ -79,4 +80,16 @@ def response_payload(
         body["error"] = error
     if transaction is not None:
         body["transaction"] = transaction
+    return body
+
+
+def gap_payload(
+    seq: int, event_id: str, *, from_seq: int, to_seq: int, reason: str, at: float, gateway: str | None = None
+) -> dict[str, Any]:
+    """``P/scans/_gaps``: seqs ``from_seq..to_seq`` will never be delivered (README "Consuming
+    events"). Captured like a read, with its own ``seq``, so it is retained and replayable."""
+    body: dict[str, Any] = {"schema": "gatewayd.gap/1", "event_id": event_id, "seq": seq}
+    if gateway is not None:
+        body["gateway"] = gateway
+    body.update(from_seq=from_seq, to_seq=to_seq, reason=reason, detected_at=rfc3339(at))
     return body

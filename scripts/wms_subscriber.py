@@ -9,7 +9,10 @@ What it shows (README "Consuming events"):
 * dedupe on ``event_id`` (at-least-once delivery means redeliveries happen);
 * gap detection on the per-gateway ``seq``, including a missing tail, which the retained
   ``status`` and a ``health`` request (``outbox.last_seq``) reveal;
-* ``request/replay`` to fill every gap, retried when no answer comes.
+* ``request/replay`` to fill every gap, retried when no answer comes;
+* ``gatewayd.gap/1`` events (on ``P/scans/_gaps``): seqs the gateway announces it can
+  never deliver (its outbox was lost or damaged) count as filled, so they are not asked
+  for again and again; the announcement itself carries a seq like any event.
 
 Each new event is printed as one JSON line on stdout; progress goes to stderr. A real WMS
 keeps ``seen`` and ``next_seq`` in its database, in the same transaction as the event.
@@ -68,6 +71,8 @@ class Consumer:
         schema = str(body.get("schema", ""))
         if schema.startswith("gatewayd.scan/"):
             self.on_scan(body)
+        elif schema.startswith("gatewayd.gap/"):
+            self.on_gap(body)
         elif schema.startswith("gatewayd.status/"):
             self.note_last_seq(body)
             if body.get("state") == "online":
@@ -90,6 +95,20 @@ class Consumer:
             self.seen.add(event["event_id"])
             self.have.setdefault(event["gateway"], set()).add(int(event["seq"]))
         print(json.dumps(event, ensure_ascii=False), flush=True)
+
+    def on_gap(self, gap: dict[str, Any]) -> None:
+        """A void range: the gateway says those seqs will never come. Record it like an event
+        (a real WMS stores it, to account for every seq) and count the range as filled."""
+        with self.lock:
+            if gap["event_id"] in self.seen:
+                return
+            self.seen.add(gap["event_id"])
+            have = self.have.setdefault(gap["gateway"], set())
+            have.add(int(gap["seq"]))
+            have.update(range(int(gap["from_seq"]), int(gap["to_seq"]) + 1))
+        print(f"gap announced by {gap['gateway']}: seq {gap['from_seq']}..{gap['to_seq']} ({gap['reason']})",
+              file=sys.stderr)
+        print(json.dumps(gap, ensure_ascii=False), flush=True)
 
     # -- gaps ----------------------------------------------------------------------------
 

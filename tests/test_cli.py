@@ -388,11 +388,39 @@ def test_outbox_dump(tmp_path: Path, state_config: Path, spec: str, seqs: list[i
     assert [p["raw"] for p in payloads] == [f"R{s}" for s in seqs]
 
 
-@pytest.mark.parametrize("spec", ["3:1", "0:2", "x"])
-def test_outbox_bad_range_exits_2(tmp_path: Path, state_config: Path, spec: str) -> None:
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("3:1", "--dump: TO (1) is smaller than FROM (3), got '3:1'"),
+        ("0:2", "--dump: FROM must be at least 1, got '0:2'"),
+        ("x", "--dump: expected FROM or FROM:TO sequence numbers, got 'x'"),
+        ("7", "--dump: FROM (7) is beyond the last captured seq (3), got '7'"),
+    ],
+)
+def test_outbox_bad_range_exits_2(tmp_path: Path, state_config: Path, spec: str, message: str) -> None:
     result = gatewayd("outbox", "--config", str(state_config), "--dump", spec, tmp_path=tmp_path)
     assert result.returncode == 2
-    assert "range: expected" in result.stderr and repr(spec) in result.stderr
+    assert result.stderr.splitlines()[1:] == [f"  {message}"]
+
+
+def test_outbox_replay_past_the_last_seq_names_it(tmp_path: Path) -> None:
+    """Formerly "expected 1 <= FROM <= TO, got '1'" on an outbox with nothing captured."""
+    cfg = write(tmp_path / "gatewayd.toml", VALID)
+    Outbox.open(tmp_path / "state" / "outbox.sqlite3", OutboxSettings()).close()
+    result = gatewayd("outbox", "--config", str(cfg), "--replay", "1", tmp_path=tmp_path)
+    assert result.returncode == 2
+    assert "  --replay: FROM (1) is beyond the last captured seq (0), got '1'" in result.stderr.splitlines()
+
+
+def test_outbox_on_a_damaged_file_is_one_error_and_touches_nothing(tmp_path: Path) -> None:
+    cfg = write(tmp_path / "gatewayd.toml", VALID)
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "outbox.sqlite3").write_bytes(b"\0" * 5000)
+    result = gatewayd("outbox", "--config", str(cfg), tmp_path=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.startswith("gatewayd: error: ") and "not an SQLite database" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert sorted(p.name for p in (tmp_path / "state").iterdir()) == ["outbox.sqlite3"]
 
 
 def test_outbox_without_state_says_so(tmp_path: Path) -> None:
@@ -423,3 +451,20 @@ def test_check_with_epcis_checks_read_points_and_capture_credentials(tmp_path: P
     result = gatewayd("check", "--config", str(write(cfg, fixed)), tmp_path=tmp_path)
     assert result.returncode == 0, result.stderr
     assert effective_config(result.stdout)["epcis"]["capture_url"] == "https://epcis.example.com/capture"
+
+
+def test_outbox_shows_the_reserved_seqs_and_the_files_kept_aside(tmp_path: Path) -> None:
+    cfg = write(tmp_path / "gatewayd.toml", VALID)
+    path = tmp_path / "state" / "outbox.sqlite3"
+    path.parent.mkdir()
+    path.write_bytes(b"\0" * 4096)  # damaged: the daemon sets it aside at open
+    with Outbox.open(path, OutboxSettings()) as box:
+        (kept,) = box.kept_aside()
+        box.capture(topic="t", build=lambda seq, eid: json.dumps({"seq": seq, "event_id": eid}).encode())
+    result = gatewayd("outbox", "--config", str(cfg), "--json", tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr
+    info = json.loads(result.stdout)
+    assert kept.name.startswith("outbox.sqlite3.damaged-")
+    assert (info["kept_aside"], info["seq_reserved"]) == ([kept.name], 1000)
+    text = gatewayd("outbox", "--config", str(cfg), tmp_path=tmp_path).stdout
+    assert f"kept_aside               {kept.name}" in text.splitlines()

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from gatewayd.demo.local_broker import find_mosquitto
-from tests.mqtt_tools import ROOT
+from gatewayd.demo.local_broker import LocalBroker, find_mosquitto
+from tests.mqtt_tools import ROOT, wait_until
 
 
 @pytest.mark.parametrize("broker", ["mosquitto", "amqtt"])
@@ -78,3 +78,24 @@ def test_demo_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     assert proc.returncode == 0, stderr
     assert "Traceback" not in stdout + stderr
     assert "gateway demo-dock offline" in stdout
+
+
+def test_the_demo_view_shows_a_gap_announcement(broker: LocalBroker) -> None:
+    """A gatewayd.gap/1 event on P/scans/_gaps is not a scan (formerly a KeyError in the view)."""
+    import io
+    import json
+
+    from gatewayd.demo.runner import WmsView
+
+    out = io.StringIO()
+    view = WmsView(port=broker.port, protocol=broker.protocol, root="gatewayd/demo-gw", out=out)
+    try:
+        assert view.ready.wait(10)
+        gap = {"schema": "gatewayd.gap/1", "event_id": "e", "seq": 1001, "gateway": "demo-gw",
+               "from_seq": 31, "to_seq": 1000, "reason": "outbox lost or damaged"}  # fmt: skip
+        view.client.publish("gatewayd/demo-gw/scans/_gaps", json.dumps(gap), qos=1).wait_for_publish(5)
+        wait_until(lambda: "gap" in out.getvalue(), what="the gap line")
+        assert "seq 31..1000 will never come: outbox lost or damaged" in out.getvalue()
+        assert view.scans == 0
+    finally:
+        view.close()

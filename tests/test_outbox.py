@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import sqlite3
 import time
 from pathlib import Path
 
 import pytest
 
 from gatewayd.config import OutboxSettings
-from gatewayd.delivery.outbox import Outbox
-from gatewayd.errors import OutboxFull
+from gatewayd.delivery.outbox import JOURNAL_SIZE_LIMIT, SEQ_BLOCK, WAL_AUTOCHECKPOINT_PAGES, Outbox, Recovery
+from gatewayd.errors import OutboxDamaged, OutboxFull, StateUnavailable, StateUnwritable
 
 
 def payload(seq: int, event_id: str) -> bytes:
@@ -124,3 +126,303 @@ def test_prune_keeps_what_another_consumer_has_not_taken(tmp_path: Path) -> None
         box.mark_delivered([1, 2, 3, 4])
         assert box.prune(now=time.time() + 1, keep_from_seq=3) == 2
         assert [e.seq for e in box.history(from_seq=1, to_seq=4, limit=10)] == [3, 4]
+
+
+# -- protecting the history: damaged, emptied, vanished databases; seq.hwm --------------
+
+
+def fill(box: Outbox, n: int) -> list[int]:
+    return [box.capture(topic="t", build=payload).seq for _ in range(n)]
+
+
+def gap_events(box: Outbox) -> list[dict[str, object]]:
+    return [json.loads(e.payload) for e in box.history(from_seq=1, to_seq=10**9, limit=10**6) if e.topic == "_gaps"]
+
+
+def kept_files(directory: Path, what: str) -> list[str]:
+    return sorted(p.name for p in directory.iterdir() if f".{what}-" in p.name)
+
+
+def test_seq_high_water_mark_is_reserved_in_blocks(tmp_path: Path) -> None:
+    with Outbox.open(tmp_path / "outbox.sqlite3", OutboxSettings()) as box:
+        fill(box, 3)
+        assert (tmp_path / "seq.hwm").read_text() == f"{SEQ_BLOCK}\n"
+        fill(box, SEQ_BLOCK - 3)
+        assert (tmp_path / "seq.hwm").read_text() == f"{SEQ_BLOCK}\n"  # one fsync per block
+        fill(box, 1)
+        assert (tmp_path / "seq.hwm").read_text() == f"{2 * SEQ_BLOCK}\n"
+    assert not (tmp_path / "seq.hwm.tmp").exists()
+
+
+def test_a_truncated_outbox_at_start_is_kept_aside_salvaged_and_seq_goes_on(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.sqlite3"
+    big = b"x" * 2000  # enough rows for many pages, so a truncation leaves readable ones
+    with Outbox.open(path, OutboxSettings()) as box:
+        for _ in range(300):
+            box.capture(topic="t", build=lambda s, e: payload(s, e)[:-1] + b', "pad": "%s"}' % big)
+        box.mark_delivered(range(1, 101))
+        box.checkpoint()
+    size = path.stat().st_size
+    with open(path, "r+b") as f:
+        f.truncate(size // 2)
+    recoveries: list[Recovery] = []
+    with Outbox.open(path, OutboxSettings(), on_recovery=recoveries.append) as box:
+        (rec,) = recoveries
+        assert rec.problem.startswith("the file is truncated ("), rec.problem
+        assert kept_files(tmp_path, "damaged") == sorted(f.name for f in rec.kept_as)
+        assert 0 < rec.salvaged < 300
+        salvaged = box.history(from_seq=1, to_seq=300, limit=1000)
+        # Rows are kept only whole: one whose payload ran into the lost half is not.
+        assert [e.seq for e in salvaged] == list(range(1, rec.salvaged + 1))
+        assert all(json.loads(e.payload)["seq"] == e.seq for e in salvaged)
+        assert [e.delivered_at is not None for e in salvaged] == [e.seq <= 100 for e in salvaged]
+        # Everything that may have been used but was not salvaged is announced, once.
+        (gap,) = gap_events(box)
+        assert (gap["from_seq"], gap["to_seq"]) == (rec.salvaged + 1, SEQ_BLOCK)
+        assert gap["schema"] == "gatewayd.gap/1" and gap["seq"] == SEQ_BLOCK + 1
+        assert box.capture(topic="t", build=payload).seq == SEQ_BLOCK + 2
+        # Undelivered salvaged rows and the gap event wait for delivery, in seq order.
+        pending = [e.seq for e in box.pending(after_seq=0, limit=1000)]
+        assert pending == [*range(101, rec.salvaged + 1), SEQ_BLOCK + 1, SEQ_BLOCK + 2]
+
+
+def test_a_zero_byte_outbox_never_restarts_seq(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.sqlite3"
+    with Outbox.open(path, OutboxSettings()) as box:
+        fill(box, 300)
+    path.write_bytes(b"")
+    for suffix in ("-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    recoveries: list[Recovery] = []
+    with Outbox.open(path, OutboxSettings(), on_recovery=recoveries.append) as box:
+        assert "empty (0 bytes)" in recoveries[0].problem
+        (gap,) = gap_events(box)
+        assert (gap["from_seq"], gap["to_seq"]) == (1, SEQ_BLOCK)
+        assert box.capture(topic="t", build=payload).seq > 300
+
+
+def test_a_missing_outbox_with_a_high_water_mark_is_announced(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.sqlite3"
+    with Outbox.open(path, OutboxSettings()) as box:
+        fill(box, 5)
+    for p in tmp_path.glob("outbox.sqlite3*"):
+        p.unlink()
+    with Outbox.open(path, OutboxSettings()) as box:
+        assert "missing" in box.recoveries[0].problem
+        assert [(g["from_seq"], g["to_seq"]) for g in gap_events(box)] == [(1, SEQ_BLOCK)]
+        assert box.capture(topic="t", build=payload).seq == SEQ_BLOCK + 2
+
+
+def test_an_outbox_behind_its_high_water_mark_is_announced(tmp_path: Path) -> None:
+    """A database restored from an old backup must not hand out seqs again."""
+    import shutil
+
+    path = tmp_path / "outbox.sqlite3"
+    with Outbox.open(path, OutboxSettings()) as box:
+        fill(box, 10)
+    shutil.copy(path, tmp_path / "backup")
+    with Outbox.open(path, OutboxSettings()) as box:
+        fill(box, SEQ_BLOCK + 10)
+    for p in tmp_path.glob("outbox.sqlite3*"):
+        p.unlink()
+    shutil.copy(tmp_path / "backup", path)
+    with Outbox.open(path, OutboxSettings()) as box:
+        assert "behind the seq high-water mark" in box.recoveries[0].problem
+        assert [(g["from_seq"], g["to_seq"]) for g in gap_events(box)] == [(11, 2 * SEQ_BLOCK)]
+        assert box.capture(topic="t", build=payload).seq == 2 * SEQ_BLOCK + 2
+
+
+def test_an_outbox_deleted_while_running_is_copied_back_whole(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.sqlite3"
+    with Outbox.open(path, OutboxSettings()) as box:
+        fill(box, 50)
+        box.mark_delivered(range(1, 21))
+        for p in tmp_path.glob("outbox.sqlite3*"):
+            p.unlink()
+        # The next capture notices before writing into the unlinked file.
+        assert box.capture(topic="t", build=payload).seq == 51
+        (rec,) = box.recoveries
+        assert "was deleted" in rec.problem
+        assert (rec.salvaged, rec.undelivered, rec.gaps) == (50, 30, ())
+        assert kept_files(tmp_path, "vanished") == [rec.kept_as[0].name]
+    with Outbox.open(path, OutboxSettings()) as box:
+        assert box.recoveries == []
+        assert [e.seq for e in box.pending(after_seq=0, limit=100)] == list(range(21, 52))
+        assert box.capture(topic="t", build=payload).seq == 52
+
+
+def test_an_outbox_replaced_while_running_keeps_both_files(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.sqlite3"
+    with Outbox.open(path, OutboxSettings()) as box:
+        fill(box, 7)
+        (tmp_path / "other").write_bytes(b"not a database at all")
+        (tmp_path / "other").replace(path)
+        rec = box.check()
+        assert rec is not None and "replaced by another file" in rec.problem
+        assert kept_files(tmp_path, "foreign") and kept_files(tmp_path, "vanished")
+        assert (rec.salvaged, rec.gaps) == (7, ())
+        assert box.capture(topic="t", build=payload).seq == 8
+        assert box.check() is None
+
+
+def test_an_outbox_truncated_while_running_is_recovered_by_the_next_capture(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.sqlite3"
+    with Outbox.open(path, OutboxSettings()) as box:
+        fill(box, 20)
+        box.checkpoint()
+        with open(path, "r+b") as f:
+            f.truncate(0)
+        event = box.capture(topic="t", build=payload)
+        (rec,) = box.recoveries
+        assert "emptied" in rec.problem
+        # Nothing could be salvaged from the emptied file: everything reserved is a gap.
+        assert [(g.from_seq, g.to_seq) for g in rec.gaps] == [(1, 20)]
+        assert event.seq == 22  # 21 is the gap announcement
+        assert [e.seq for e in box.pending(after_seq=0, limit=10)] == [21, 22]
+
+
+def test_an_unwritable_state_directory_is_one_clear_error(tmp_path: Path) -> None:
+    import os
+    import subprocess
+
+    state = tmp_path / "state"
+    state.mkdir()
+    state.chmod(0o555)
+    immutable = os.geteuid() == 0  # root writes anywhere a mode forbids; not to an immutable dir
+    if immutable and subprocess.run(["chattr", "+i", str(state)], check=False).returncode != 0:
+        pytest.skip("running as root without CAP_LINUX_IMMUTABLE: cannot make a directory unwritable")
+    try:
+        with pytest.raises(StateUnwritable) as info:
+            Outbox.open(state / "outbox.sqlite3", OutboxSettings())
+    finally:
+        if immutable:
+            subprocess.run(["chattr", "-i", str(state)], check=True)
+        state.chmod(0o755)
+    message = str(info.value)
+    assert message.startswith(f"cannot write the state directory {state} (")
+    assert "chown -R" in message and "gateway.state_dir" in message
+
+
+def test_inspect_reports_a_damaged_outbox_and_touches_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.sqlite3"
+    path.write_bytes(b"garbage" * 100)
+    with pytest.raises(OutboxDamaged, match="not an SQLite database"):
+        Outbox.open(path, OutboxSettings(), inspect=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["outbox.sqlite3"]
+
+
+def test_the_wal_stays_bounded(tmp_path: Path) -> None:
+    """Each capture appends a few pages (~15 KB) to the WAL; with SQLite's defaults it grew
+    to 4 MB before a checkpoint, and stayed that size. Now a checkpoint runs every 1 MiB."""
+    path = tmp_path / "outbox.sqlite3"
+    wal = Path(f"{path}-wal")
+    largest = 0
+    with Outbox.open(path, OutboxSettings(synchronous="off")) as box:  # the WAL is the same, faster
+        for _ in range(1500):
+            box.capture(topic="t", build=payload)
+            largest = max(largest, wal.stat().st_size)
+        box.checkpoint()
+    assert largest <= 1024 * 1024 + 16 * 4096, largest  # README "Delivery and durability"
+    assert WAL_AUTOCHECKPOINT_PAGES * 4096 <= JOURNAL_SIZE_LIMIT  # the limit never cuts a live WAL
+
+
+def test_an_outbox_truncated_under_a_drain_is_recovered_there(tmp_path: Path) -> None:
+    """The header survives a truncation to half: the drain's query finds the damage."""
+    path = tmp_path / "outbox.sqlite3"
+    big = b"x" * 2000
+    with Outbox.open(path, OutboxSettings()) as box:
+        for _ in range(300):
+            box.capture(topic="t", build=lambda s, e: payload(s, e)[:-1] + b', "pad": "%s"}' % big)
+        box.checkpoint()
+        with open(path, "r+b") as f:
+            f.truncate(path.stat().st_size // 2)
+        assert box.check() is None  # same file, intact header: the stat cannot tell
+        box.db.execute("PRAGMA shrink_memory")  # what the connection cached must be read again
+        events = box.pending(after_seq=0, limit=1000)
+        (rec,) = box.recoveries
+        assert 0 < rec.salvaged < 300
+        assert [e.seq for e in events] == [*range(1, rec.salvaged + 1), 301]  # 301: the gap announcement
+        assert [(g.from_seq, g.to_seq) for g in rec.gaps] == [(rec.salvaged + 1, 300)]
+
+
+def test_a_full_disk_at_start_is_retried_not_a_permanent_error(tmp_path: Path) -> None:
+    """ENOSPC may pass (a log rotated, a backlog drained): exit 1 so systemd restarts,
+    unlike a permission problem (exit 2). /dev/full fails every write with ENOSPC."""
+    (tmp_path / "seq.hwm.tmp").symlink_to("/dev/full")
+    with pytest.raises(StateUnavailable, match=r"\(No space left on device\); will retry"):
+        Outbox.open(tmp_path / "outbox.sqlite3", OutboxSettings())
+
+
+def test_a_state_directory_deleted_while_running_is_rebuilt(tmp_path: Path) -> None:
+    import shutil
+
+    state = tmp_path / "state"
+    with Outbox.open(state / "outbox.sqlite3", OutboxSettings()) as box:
+        fill(box, 5)
+        shutil.rmtree(state)
+        assert box.capture(topic="t", build=payload).seq == 6
+        assert [e.seq for e in box.pending(after_seq=0, limit=10)] == [1, 2, 3, 4, 5, 6]
+        assert (state / "seq.hwm").read_text() == f"{SEQ_BLOCK}\n"
+
+
+def test_a_recovery_that_fails_is_tried_again_by_the_next_capture(tmp_path: Path) -> None:
+    """A recovery stopped half way (here the directory cannot be written) leaves no closed
+    outbox behind: reads are refused like on a full disk until a capture recovers."""
+    import os
+    import subprocess
+
+    state = tmp_path / "state"
+    with Outbox.open(state / "outbox.sqlite3", OutboxSettings()) as box:
+        fill(box, 5)
+        (state / "outbox.sqlite3").write_bytes(b"")
+        state.chmod(0o555)
+        immutable = os.geteuid() == 0  # root writes anywhere a mode forbids; not to an immutable dir
+        if immutable and subprocess.run(["chattr", "+i", str(state)], check=False).returncode != 0:
+            state.chmod(0o755)
+            pytest.skip("running as root without CAP_LINUX_IMMUTABLE: cannot make a directory unwritable")
+        try:
+            with pytest.raises(PermissionError):
+                box.capture(topic="t", build=payload)
+            with pytest.raises(sqlite3.OperationalError, match="being recovered"):
+                box.capture(topic="t", build=payload)
+            assert box.pending(after_seq=0, limit=10) == []
+            assert box.stats().last_seq == 5
+        finally:
+            if immutable:
+                subprocess.run(["chattr", "-i", str(state)], check=True)
+            state.chmod(0o755)
+        # Closing the connection in the failed attempt checkpointed the WAL, which held
+        # every page of this small outbox, back into the emptied file: nothing was lost.
+        event = box.capture(topic="t", build=payload)
+        assert event.seq == 6
+        assert [e.seq for e in box.pending(after_seq=0, limit=10)] == [1, 2, 3, 4, 5, 6]
+        assert box.stats().last_seq == 6
+
+
+def test_a_gap_is_announced_once_across_recoveries(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.sqlite3"
+    with Outbox.open(path, OutboxSettings()) as box:
+        fill(box, 10)
+        box.db.execute("DELETE FROM events WHERE seq BETWEEN 4 AND 6")  # rows a damaged page took
+        for _ in range(2):  # deleted twice under the running gateway: two recoveries
+            path.unlink()
+            fill(box, 1)
+        ranges = [(g["from_seq"], g["to_seq"]) for g in gap_events(box)]
+        assert ranges == [(4, 6)]  # announced by the first recovery only
+
+
+def test_two_outboxes_in_one_state_directory_keep_their_own_marks(tmp_path: Path) -> None:
+    """The scan outbox and the EPCIS one share state_dir: one's seqs must not make the
+    other look behind its mark (a false recovery, and gaps announced for nothing)."""
+    with Outbox.open(tmp_path / "outbox.sqlite3", OutboxSettings()) as scans:
+        fill(scans, 3)
+    with Outbox.open(tmp_path / "epcis.sqlite3", OutboxSettings(), gap_event=None) as docs:
+        fill(docs, 2 * SEQ_BLOCK + 5)
+    with (
+        Outbox.open(tmp_path / "outbox.sqlite3", OutboxSettings()) as scans,
+        Outbox.open(tmp_path / "epcis.sqlite3", OutboxSettings(), gap_event=None) as docs,
+    ):
+        assert (scans.recoveries, docs.recoveries) == ([], [])
+        assert (scans.last_seq, docs.last_seq) == (3, 2 * SEQ_BLOCK + 5)
+    assert (tmp_path / "seq.hwm").read_text() == f"{SEQ_BLOCK}\n"
+    assert (tmp_path / "epcis.seq.hwm").read_text() == f"{3 * SEQ_BLOCK}\n"

@@ -7,6 +7,7 @@ barcodes (zxing-cpp), not by comparing strings alone.
 from __future__ import annotations
 
 import asyncio
+import types
 from pathlib import Path
 from typing import Any
 
@@ -229,3 +230,50 @@ async def test_escpos_printer_on_a_file_transport(broker: LocalBroker, tmp_path:
     finally:
         stop.set()
         await task
+
+
+async def test_a_job_that_completes_during_a_broker_outage_is_reported_after_it(
+    broker: LocalBroker, tmp_path: Path
+) -> None:
+    """Formerly the WMS saw queued, held and never done: job events were published only
+    while connected. Now they go out from the job store, in order, once the link is back."""
+    from tests.tcp_proxy import TcpProxy
+
+    with TcpProxy(broker.port) as proxy:
+        async with FakeZebra(state="paper_out") as printer:
+            via_proxy = types.SimpleNamespace(url=f"mqtt://127.0.0.1:{proxy.port}", protocol=broker.protocol)
+            gw = Gateway(settings_for(via_proxy, tmp_path, printer.url), scanners={})
+            stop = asyncio.Event()
+            task = asyncio.create_task(gw.run(stop))
+            with Subscriber(broker.port, [f"{P}/printers/#", f"{P}/response/#"], protocol=broker.protocol) as sub:
+                await wait_for(lambda: gw.link is not None and gw.link.subscribed and gw.printing is not None)
+                batch = {"count": 3, "supplier": "SUP1", "date": "2026-11-27"}
+                answer = await request(sub, {"job_id": "J-out", "printer": "zebra", "batch": batch}, "t-out")
+                lots = answer["data"]["lots"]
+                await sub.await_for(f"{P}/printers/zebra/jobs", lambda p: p["state"] == "held")
+                proxy.cut()  # the broker is unreachable for the gateway; the WMS stays subscribed
+                await wait_for(lambda: not gw.link.connected, what="gateway offline")  # type: ignore[union-attr]
+                printer.state = "ready"
+                await wait_for(lambda: len(printer.labels()) == 3, what="the job printed")
+                await asyncio.sleep(0.3)  # the done event is recorded now, with nobody to take it
+                assert not any(p["state"] == "done" for p in sub.payloads(f"{P}/printers/zebra/jobs"))
+                proxy.restore()
+                done = await sub.await_for(f"{P}/printers/zebra/jobs", lambda p: p["state"] == "done")
+                assert done["lots"] == lots == ["SUP1-20261127-0001", "SUP1-20261127-0002", "SUP1-20261127-0003"]
+                events = [p for p in sub.payloads(f"{P}/printers/zebra/jobs") if p["job_id"] == "J-out"]
+                # At least once (a PUBACK lost in the cut means a resend): dedupe on event_seq.
+                by_seq: dict[int, dict[str, Any]] = {}
+                for p in events:
+                    assert by_seq.setdefault(p["event_seq"], p) == p, "a redelivery differs"
+                assert list(by_seq) == list(range(1, len(by_seq) + 1))  # in order, none missing
+                events = list(by_seq.values())
+                states = [p["state"] for p in events]
+                assert states[0] == "queued" and "held" in states and states[-1] == "done"
+                assert "printing" in states[states.index("held") :]
+                # Every event was acknowledged and marked: nothing is left to send.
+                assert gw.printing is not None
+                async with asyncio.timeout(10):
+                    while await gw.printing.pending_events(0, 100):
+                        await asyncio.sleep(0.02)
+            stop.set()
+            await task

@@ -117,9 +117,28 @@ async def test_prints_each_label_once_and_reports(tmp_path: Path, fake: FakeZebr
     assert rec.job_states("J-1") == ["queued", "printing", "done"]
     assert rec.jobs[-1] == {
         "printer": PRINTER, "job_id": "J-1", "state": "done", "printed": 5, "total": 5,
-        "reason": None, "lots": [f"SUP1-20261127-{i:04d}" for i in range(1, 6)],
+        "reason": None, "lots": [f"SUP1-20261127-{i:04d}" for i in range(1, 6)], "event_seq": 3,
     }
     assert all(PASSWORD not in repr(s) for s in rec.states)
+
+
+async def test_job_events_are_durable_until_delivered(tmp_path: Path, fake: FakeZebra) -> None:
+    """Nobody took the events (a broker outage): they wait in the store, in order, across a restart."""
+    rec = Recorder()
+    async with zebra_jobs(tmp_path, fake, rec) as jobs:
+        await jobs.submit(spec("J-1", 2))
+        await rec.wait_for(lambda: rec.done("J-1"))
+    async with zebra_jobs(tmp_path, fake, Recorder()) as jobs:
+        pending = await jobs.pending_events(after_seq=0, limit=100)
+        assert [(e.seq, e.payload["state"]) for e in pending] == [(1, "queued"), (2, "printing"), (3, "done")]
+        assert {**pending[-1].payload, "printer": PRINTER} == rec.jobs[-1]  # reported = stored
+        assert pending[-1].payload["lots"] == ["SUP1-20261127-0001", "SUP1-20261127-0002"]
+        assert [e.seq for e in await jobs.pending_events(after_seq=1, limit=1)] == [2]
+        await jobs.events_delivered([1, 2])
+        assert [e.seq for e in await jobs.pending_events(after_seq=0, limit=100)] == [3]
+        await jobs.submit(spec("J-2", 1))
+        await jobs.events_delivered([3])
+        assert (await jobs.pending_events(after_seq=0, limit=100))[0].seq == 4  # never reused
 
 
 @pytest.mark.parametrize(

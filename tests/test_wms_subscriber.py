@@ -42,3 +42,31 @@ def test_late_subscriber_replays_what_it_missed(broker: LocalBroker, tmp_path: P
     finally:
         daemon.stop()
         scanner.close()
+
+
+def test_an_announced_gap_counts_as_filled() -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("wms_subscriber", ROOT / "scripts" / "wms_subscriber.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    consumer = module.Consumer(prefix="gatewayd", group=None, from_seq=1)
+
+    class Msg:
+        def __init__(self, body: dict[str, object]) -> None:
+            self.topic = "gatewayd/gw/scans/x"
+            self.payload = json.dumps(body).encode()
+
+    def scan(seq: int) -> Msg:
+        return Msg({"schema": "gatewayd.scan/1", "event_id": f"e{seq}", "seq": seq, "gateway": "gw"})
+
+    for seq in (1, 2, 3, 1002):
+        consumer.on_message(None, None, scan(seq))
+    assert consumer.gaps() == {"gw": [(4, 1001)]}
+    gap = {"schema": "gatewayd.gap/1", "event_id": "g", "seq": 1001, "gateway": "gw",
+           "from_seq": 4, "to_seq": 1000, "reason": "outbox lost or damaged"}  # fmt: skip
+    consumer.on_message(None, None, Msg(gap))
+    assert consumer.gaps() == {}
+    consumer.on_message(None, None, Msg(gap))  # a redelivery changes nothing
+    assert consumer.gaps() == {}

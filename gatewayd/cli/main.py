@@ -16,7 +16,7 @@ from typing import Any, get_args
 
 from gatewayd import __version__
 from gatewayd.config import STEPS, Settings, VendorPrefix, default_config_path, load
-from gatewayd.errors import ConfigError
+from gatewayd.errors import ConfigError, GatewaydError, StateUnwritable
 from gatewayd.logging_setup import setup_logging
 
 __all__ = ["main"]
@@ -178,9 +178,10 @@ def cmd_outbox(args: argparse.Namespace) -> int:
     if not path.exists():
         print(f"gatewayd: no outbox at {path} yet (the daemon creates it on first start)", file=sys.stderr)
         return 1
-    with Outbox.open(path, settings.outbox) as box:
+    # inspect: the daemon may be running; only it recovers a damaged outbox.
+    with Outbox.open(path, settings.outbox, inspect=True) as box:
         if args.dump:
-            start, end = _range(args.dump, box.last_seq)
+            start, end = _range(args.dump, box.last_seq, "--dump")
             cursor = start
             while cursor <= end:
                 events = box.history(from_seq=cursor, to_seq=end, limit=1000)
@@ -191,8 +192,10 @@ def cmd_outbox(args: argparse.Namespace) -> int:
                 cursor = events[-1].seq + 1
             return 0
         st = box.stats()
+        reserved = box.mark.read()  # seq.hwm: seqs up to this may have been used
+        kept = [p.name for p in box.kept_aside()]  # files set aside after a recovery
     if args.replay:
-        start, end = _range(args.replay, st.last_seq)
+        start, end = _range(args.replay, st.last_seq, "--replay")
         return _send_request(settings, "replay", {"from_seq": start, "to_seq": end})
     info = {
         "path": str(path),
@@ -204,24 +207,31 @@ def cmd_outbox(args: argparse.Namespace) -> int:
         "retained": st.retained,
         "first_retained_seq": st.first_retained_seq,
         "full": st.full,
+        "seq_reserved": reserved,
+        "kept_aside": kept,
     }
     if args.json:
         print(json.dumps(info))
     else:
         for k, v in info.items():
-            print(f"{k:24} {v if v is not None else '-'}")
+            text = ", ".join(v) if isinstance(v, list) else v
+            print(f"{k:24} {text if text not in (None, '') else '-'}")
     return 0
 
 
-def _range(text: str, last: int) -> tuple[int, int]:
+def _range(text: str, last: int, flag: str) -> tuple[int, int]:
     start_s, _, end_s = text.partition(":")
     try:
         start = int(start_s)
         end = int(end_s) if end_s else last
     except ValueError:
-        raise ConfigError([f"range: expected FROM or FROM:TO sequence numbers, got {text!r}"]) from None
-    if start < 1 or end < start:
-        raise ConfigError([f"range: expected 1 <= FROM <= TO, got {text!r}"])
+        raise ConfigError([f"{flag}: expected FROM or FROM:TO sequence numbers, got {text!r}"]) from None
+    if start < 1:
+        raise ConfigError([f"{flag}: FROM must be at least 1, got {text!r}"])
+    if not end_s and start > last:
+        raise ConfigError([f"{flag}: FROM ({start}) is beyond the last captured seq ({last}), got {text!r}"])
+    if end < start:
+        raise ConfigError([f"{flag}: TO ({end}) is smaller than FROM ({start}), got {text!r}"])
     return start, end
 
 
@@ -229,11 +239,7 @@ def _send_request(settings: Settings, command: str, body: dict[str, Any], timeou
     """Send one request to the running gateway through the broker and print the answer."""
     from gatewayd.cli.request_client import request
 
-    try:
-        answer = request(settings, command, body, timeout=timeout)
-    except TimeoutError as exc:
-        print(f"gatewayd: {exc}", file=sys.stderr)
-        return 1
+    answer = request(settings, command, body, timeout=timeout)  # RequestFailed: one line, exit 1
     print(json.dumps(answer, indent=2))
     return 0 if answer.get("status") == "ok" else 1
 
@@ -287,6 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Hardware gateway for warehouse lot tracking: scanners to MQTT, lot labels to printers.",
     )
     parser.add_argument("--version", action="version", version=f"gatewayd {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show a traceback for every error")
     sub = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
 
     p = sub.add_parser("run", help="run the daemon", description="Run the gateway daemon until SIGTERM or Ctrl-C.")
@@ -450,7 +457,7 @@ def build_parser() -> argparse.ArgumentParser:
     lp.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="a label field")
     lp.add_argument("--dpi", type=int, choices=[203, 300, 600], default=203)
     lp.add_argument("--zpl", action="store_true", help="also print the ZPL to stdout")
-    lp.add_argument("-o", "--output", type=Path, required=True, help="output file: .png, .svg or .pdf")
+    lp.add_argument("-o", "--output", type=Path, required=True, help="output file: .png, .svg, .pdf or .zpl")
     lp.set_defaults(func=cmd_label_preview)
 
     p = sub.add_parser(
@@ -501,11 +508,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run_verb(argv: Sequence[str] | None) -> int:
+    """The one error path of every verb: an expected failure is one ``gatewayd: error:``
+    line (exit 2 when retrying cannot help, so systemd does not restart into it; else 1);
+    a traceback means a bug, or ``--debug`` was given."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
     except ConfigError as exc:
+        if args.debug:
+            raise
         _print_problems(exc, getattr(args, "config", None) or None)
         return EXIT_CONFIG
     except tomllib.TOMLDecodeError as exc:  # pragma: no cover - load() converts these
@@ -513,3 +525,18 @@ def _run_verb(argv: Sequence[str] | None) -> int:
         return EXIT_CONFIG
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        raise  # main() ends quietly on a closed output pipe
+    except (GatewaydError, OSError) as exc:
+        # OSError: the environment said no (a file that cannot be written, a refused
+        # connection); gatewayd's own errors already say what to do.
+        if args.debug:
+            raise
+        print(f"gatewayd: error: {_describe(exc)}", file=sys.stderr)
+        return EXIT_CONFIG if isinstance(exc, StateUnwritable) else 1
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror and exc.filename:
+        return f"{exc.filename}: {exc.strerror}"
+    return str(exc) or type(exc).__name__

@@ -118,8 +118,14 @@ async def _send(
 
 
 def cmd_preview(args: argparse.Namespace) -> int:
-    from gatewayd.printing.preview import render_preview
+    from gatewayd.printing.preview import SUFFIXES, render_preview
 
+    output: Path = args.output
+    kinds = (*SUFFIXES, ".zpl")
+    if output.suffix.lower() not in kinds:
+        raise ConfigError([f"--output: expected a file ending in {', '.join(kinds)}, got {str(output)!r}"])
+    if not output.parent.is_dir():
+        raise ConfigError([f"--output: the directory {str(output.parent)!r} does not exist"])
     path = args.config or default_config_path()
     resolver = "https://id.gs1.org"
     user_dir: Path | None = None
@@ -140,6 +146,10 @@ def cmd_preview(args: argparse.Namespace) -> int:
         return 2
     if args.zpl:
         sys.stdout.write(zpl.decode("utf-8"))
+    if output.suffix.lower() == ".zpl":
+        output.write_bytes(zpl)  # exactly what a printer would get
+        print(f"wrote {output}", file=sys.stderr)
+        return 0
     out = render_preview(zpl, dpi=args.dpi, width_mm=template.width_mm, height_mm=template.height_mm, path=args.output)
     print(f"wrote {out}", file=sys.stderr)
     return 0

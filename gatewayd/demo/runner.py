@@ -123,7 +123,9 @@ class WmsView:
         except ValueError:
             return
         topic = msg.topic[len(self.root) + 1 :]
-        if topic.startswith("scans/"):
+        if p.get("schema") == "gatewayd.gap/1":
+            self.say("gap", f"#{p['seq']:<4} seq {p['from_seq']}..{p['to_seq']} will never come: {p['reason']}")
+        elif topic.startswith("scans/"):
             self.scans += 1
             fields = [f"{k.upper()} {p[k]}" for k in ("gtin", "sscc", "lot", "expiry", "count") if p.get(k)]
             errors = f"  errors: {'; '.join(p['errors'])}" if p["errors"] else ""

@@ -30,6 +30,13 @@ reprints the label it was printing, which would duplicate a lot label. Every lab
 handed to this queue should therefore carry ``^JZN`` (the renderer, gatewayd/zpl.py, is the
 place to emit it); the queue does not rewrite label bytes.
 
+* **Job events are durable.** Every state change, and progress every ``progress_every``
+  labels, is written to the ``job_events`` table in the same transaction as the change,
+  with its own sequence (``event_seq``). ``on_job_event`` only says a new event is there;
+  the daemon publishes :meth:`PrintJobs.pending_events` in order and marks each one with
+  :meth:`PrintJobs.events_delivered` when the broker acknowledged it, so an outcome
+  reached during a broker outage is delivered after it, like a scan.
+
 The queue knows nothing of MQTT: the daemon passes ``on_job_event`` and
 ``on_printer_state`` callbacks, which get the payloads of ``P/printers/{printer}/jobs``
 and ``P/printers/{printer}/state``.
@@ -59,6 +66,7 @@ from gatewayd_drivers.zebra_status import HS_REQUEST, StatusParseError, answer_s
 
 __all__ = [
     "JOB_STATES",
+    "JobEvent",
     "JobSpec",
     "PrintJobs",
     "PrinterBinding",
@@ -72,7 +80,7 @@ JOB_STATES: tuple[JobState, ...] = ("queued", "printing", "held", "done", "faile
 UNFINISHED = ("queued", "printing", "held")
 ESCPOS_STATUS_REQUEST = b"".join(escpos_status.request(n) for n in escpos_status.STATUS_REQUESTS)
 
-JobEvent = Callable[[str, dict[str, Any]], None]
+JobEventHandler = Callable[[str, dict[str, Any]], None]
 PrinterStateEvent = Callable[[str, dict[str, Any]], None]
 
 _P = ParamSpec("_P")
@@ -119,6 +127,20 @@ class JobSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class JobEvent:
+    """One recorded job event: ``seq`` orders them; ``payload`` carries ``event_seq`` too."""
+
+    seq: int
+    printer: str
+    payload: dict[str, Any]
+
+
+# Delivered job events are kept this long (a WMS asking "what happened to job X" uses
+# print/status, which reads the job itself).
+EVENT_RETENTION_S = 7 * 24 * 3600
+
+
+@dataclass(frozen=True, slots=True)
 class SubmitResult:
     """What ``submit`` did: ``accepted`` (new, stored) or ``duplicate`` (seen before)."""
 
@@ -154,6 +176,14 @@ CREATE TABLE IF NOT EXISTS labels (
     data    BLOB NOT NULL,
     PRIMARY KEY (job_seq, idx)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS job_events (
+    seq          INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused, even after pruning
+    printer      TEXT NOT NULL,
+    payload      TEXT NOT NULL,                      -- JSON, without event_seq
+    created_at   REAL NOT NULL,
+    delivered_at REAL
+);
+CREATE INDEX IF NOT EXISTS job_events_undelivered ON job_events (seq) WHERE delivered_at IS NULL;
 """
 
 
@@ -189,12 +219,41 @@ class _Store:
     def by_seq(self, seq: int) -> dict[str, Any]:
         return dict(self.db.execute("SELECT * FROM jobs WHERE seq = ?", (seq,)).fetchone())
 
-    def submit(self, spec: JobSpec) -> tuple[dict[str, Any], bool]:
+    def _record(self, seq: int) -> JobEvent:
+        """Record the job's current state as an event; call inside the change's transaction."""
+        row = self.by_seq(seq)
+        payload = _job_payload(row)
+        cur = self.db.execute(
+            "INSERT INTO job_events (printer, payload, created_at) VALUES (?, ?, ?)",
+            (row["printer"], json.dumps(payload), time.time()),
+        )
+        event_seq = int(cur.lastrowid or 0)
+        return JobEvent(event_seq, row["printer"], {**payload, "event_seq": event_seq})
+
+    def pending_events(self, after_seq: int, limit: int) -> list[JobEvent]:
+        rows = self.db.execute(
+            "SELECT seq, printer, payload FROM job_events WHERE delivered_at IS NULL AND seq > ? ORDER BY seq LIMIT ?",
+            (after_seq, limit),
+        ).fetchall()
+        return [JobEvent(r[0], r[1], {**json.loads(r[2]), "event_seq": r[0]}) for r in rows]
+
+    def events_delivered(self, seqs: list[int]) -> None:
+        now = time.time()
+        with self._tx():
+            self.db.executemany(
+                "UPDATE job_events SET delivered_at = ? WHERE seq = ? AND delivered_at IS NULL",
+                [(now, seq) for seq in seqs],
+            )
+
+    def prune_events(self, before: float) -> None:
+        self.db.execute("DELETE FROM job_events WHERE delivered_at IS NOT NULL AND delivered_at < ?", (before,))
+
+    def submit(self, spec: JobSpec) -> tuple[dict[str, Any], bool, JobEvent | None]:
         now = time.time()
         with self._tx():
             existing = self.get(spec.job_id)
             if existing is not None:
-                return existing, True
+                return existing, True, None
             cur = self.db.execute(
                 "INSERT INTO jobs (job_id, printer, state, total, lot_ids, meta, created_at,"
                 " updated_at) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?)",
@@ -208,7 +267,8 @@ class _Store:
                 "INSERT INTO labels (job_seq, idx, data) VALUES (?, ?, ?)",
                 ((seq, i, data) for i, data in enumerate(spec.labels)),
             )
-        return self.by_seq(int(seq or 0)), False
+            event = self._record(int(seq or 0))
+        return self.by_seq(int(seq or 0)), False, event
 
     def next_job(self, printer: str) -> dict[str, Any] | None:
         row = self.db.execute(
@@ -230,14 +290,21 @@ class _Store:
             (state, reason, time.time(), seq),
         )
 
+    def transition(self, seq: int, state: str, reason: str | None) -> JobEvent:
+        with self._tx():
+            self.set_state(seq, state, reason)
+            return self._record(seq)
+
     def begin_send(self, seq: int, idx: int) -> None:
         self.db.execute("UPDATE jobs SET inflight = ? WHERE seq = ?", (idx, seq))
 
-    def sent(self, seq: int, printed: int) -> None:
-        self.db.execute(
-            "UPDATE jobs SET printed = ?, inflight = NULL, updated_at = ? WHERE seq = ?",
-            (printed, time.time(), seq),
-        )
+    def sent(self, seq: int, printed: int, *, progress: bool = False) -> JobEvent | None:
+        with self._tx():
+            self.db.execute(
+                "UPDATE jobs SET printed = ?, inflight = NULL, updated_at = ? WHERE seq = ?",
+                (printed, time.time(), seq),
+            )
+            return self._record(seq) if progress else None
 
     def send_failed(self, seq: int) -> None:
         self.db.execute("UPDATE jobs SET inflight = NULL WHERE seq = ?", (seq,))
@@ -253,14 +320,16 @@ class _Store:
                 )
         return items
 
-    def finish(self, seq: int, state: str, reason: str | None) -> None:
+    def finish(self, seq: int, state: str, reason: str | None) -> JobEvent:
         with self._tx():
             self.set_state(seq, state, reason)
             self.db.execute("DELETE FROM labels WHERE job_seq = ?", (seq,))
+            return self._record(seq)
 
-    def recover(self, printers: set[str]) -> list[dict[str, Any]]:
+    def recover(self, printers: set[str]) -> list[JobEvent]:
         """After a start: settle in-flight labels, fail jobs of printers no longer configured."""
-        changed: list[dict[str, Any]] = []
+        self.prune_events(time.time() - EVENT_RETENTION_S)
+        changed: list[JobEvent] = []
         rows = self.db.execute(
             "SELECT seq, printer, inflight FROM jobs"
             " WHERE state IN ('queued', 'printing', 'held')"
@@ -276,8 +345,7 @@ class _Store:
                     )
                 self.add_unconfirmed(seq, inflight)
             if printer not in printers:
-                self.finish(seq, "failed", f"printer {printer!r} is no longer configured")
-                changed.append(self.by_seq(seq))
+                changed.append(self.finish(seq, "failed", f"printer {printer!r} is no longer configured"))
         return changed
 
 
@@ -310,7 +378,7 @@ class PrintJobs:
         *,
         db_path: Path,
         printers: Mapping[str, PrinterBinding],
-        on_job_event: JobEvent,
+        on_job_event: JobEventHandler,
         on_printer_state: PrinterStateEvent,
         progress_every: int = 50,
     ) -> None:
@@ -336,8 +404,8 @@ class PrintJobs:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gatewayd-jobs-db")
         self._store = await self._db(_Store, self.db_path)
         failed = await self._db(self._store.recover, set(self.printers))
-        for job in failed:
-            self._emit_job(job["printer"], job)
+        for event in failed:
+            self._emit_job(event)
         for pid, binding in self.printers.items():
             self._tasks[pid] = asyncio.create_task(
                 self._worker(binding), name=f"gatewayd[printer {pid}].worker"
@@ -395,7 +463,7 @@ class PrintJobs:
         existing = await self._db(store.get, job.job_id)
         if existing is None:
             self._validate(job)
-        row, duplicate = await self._db(store.submit, job)
+        row, duplicate, event = await self._db(store.submit, job)
         result = SubmitResult(
             accepted=not duplicate,
             duplicate=duplicate,
@@ -405,8 +473,9 @@ class PrintJobs:
             total=row["total"],
             lot_ids=tuple(json.loads(row["lot_ids"])),
         )
+        if event is not None:
+            self._emit_job(event)
         if not duplicate:
-            self._emit_job(job.printer, row)
             self._wake[job.printer].set()
         return result
 
@@ -449,11 +518,22 @@ class PrintJobs:
 
     # events
 
-    def _emit_job(self, printer: str, job: Mapping[str, Any]) -> None:
+    async def pending_events(self, *, after_seq: int, limit: int) -> list[JobEvent]:
+        """Recorded job events not yet delivered, with ``seq > after_seq``, oldest first."""
+        if self._store is None:
+            return []
+        return await self._db(self._store.pending_events, after_seq, limit)
+
+    async def events_delivered(self, seqs: list[int]) -> None:
+        """The broker acknowledged these events: they are not sent again."""
+        if self._store is not None and seqs:
+            await self._db(self._store.events_delivered, seqs)
+
+    def _emit_job(self, event: JobEvent) -> None:
         try:
-            self.on_job_event(printer, _job_payload(job))
+            self.on_job_event(event.printer, dict(event.payload))
         except Exception:
-            log.exception("job event handler failed for printer %s", printer)
+            log.exception("job event handler failed for printer %s", event.printer)
 
     def _set_printer_state(self, printer: str, state: str, detail: str) -> None:
         current = self._states.get(printer)
@@ -541,9 +621,9 @@ class PrintJobs:
             nonlocal job
             if job["state"] == state and job["reason"] == reason:
                 return
-            await self._db(store.set_state, seq, state, reason)
+            event = await self._db(store.transition, seq, state, reason)
             job = await self._db(store.by_seq, seq)
-            self._emit_job(b.id, job)
+            self._emit_job(event)
 
         async def unconfirmed(idx: int) -> None:
             nonlocal job
@@ -571,8 +651,7 @@ class PrintJobs:
             await change("printing", None)
             data = await self._db(store.label, seq, printed)
             if data is None:
-                await self._db(store.finish, seq, "failed", f"label {printed + 1} is missing")
-                self._emit_job(b.id, await self._db(store.by_seq, seq))
+                self._emit_job(await self._db(store.finish, seq, "failed", f"label {printed + 1} is missing"))
                 return
             await self._db(store.begin_send, seq, printed)
             try:
@@ -584,14 +663,14 @@ class PrintJobs:
                 await self._pause(backoff.next_delay())
                 continue
             printed += 1
-            await self._db(store.sent, seq, printed)
+            progress = bool(self.progress_every and printed % self.progress_every == 0 and printed < total)
+            progress_event = await self._db(store.sent, seq, printed, progress=progress)
             job = await self._db(store.by_seq, seq)
             just_sent = True
-            if self.progress_every and printed % self.progress_every == 0 and printed < total:
-                self._emit_job(b.id, job)
+            if progress_event is not None:
+                self._emit_job(progress_event)
         if just_sent:
             _, state, _ = await self._check(b)
             if state == "offline":
                 await unconfirmed(printed - 1)
-        await self._db(store.finish, seq, "done", None)
-        self._emit_job(b.id, await self._db(store.by_seq, seq))
+        self._emit_job(await self._db(store.finish, seq, "done", None))

@@ -20,7 +20,7 @@ from typing import Any
 
 from gatewayd.config import PrinterSettings, Settings
 from gatewayd.errors import ConfigError, PayloadError
-from gatewayd.printing.jobs import JobSpec, PrinterBinding, PrintJobs
+from gatewayd.printing.jobs import JobEvent, JobSpec, PrinterBinding, PrintJobs
 from gatewayd.printing.labels import LabelData, Template, TemplateLibrary
 from gatewayd.printing.lot_sequence import LotSequence
 from gatewayd.printing.lots import MAX_SEQ, format_lot, validate_supplier
@@ -266,6 +266,14 @@ class PrintService:
             state = self.jobs.printer_state(p.id) if self.jobs is not None else None
             states[p.id] = state or {"state": "unknown", "detail": "not checked yet", "since": None}
         return states
+
+    async def pending_events(self, after_seq: int, limit: int) -> list[JobEvent]:
+        """Job events recorded but not yet delivered (see :class:`PrintJobs`)."""
+        return [] if self.jobs is None else await self.jobs.pending_events(after_seq=after_seq, limit=limit)
+
+    async def events_delivered(self, seqs: list[int]) -> None:
+        if self.jobs is not None:
+            await self.jobs.events_delivered(seqs)
 
     async def stop(self) -> None:
         if self.jobs is not None:
