@@ -682,17 +682,21 @@ class Gateway:
     def handle_read(self, sc: ScannerSettings, read: RawRead) -> None:
         """Decode, dedupe, tag and capture one read. Runs on the loop thread."""
         assert self.stations is not None and self.outbox is not None
+        stations = self.stations
         self.counters.reads[sc.id] = self.counters.reads.get(sc.id, 0) + 1
         result = scan_event(
             read,
             settings=self.settings,
-            station=self.stations[sc.station],
+            station=stations[sc.station],
             scanner=sc.id,
             clock_synced=self.clock.synced(),
             step_command=self.stations.step_command,
             options=self.decode_options,
             prefix=prefix_of(sc),
+            is_repeat=lambda key: stations.is_repeat(sc.station, key, read.monotonic),
         )
+        if result is None:
+            return  # a repeat within the station's window, found before decoding it
         if isinstance(result, StepCommandRead):
             self.counters.step_commands += 1
             state = self.stations.set_step(sc.station, result.step, at=read.at)
@@ -700,8 +704,6 @@ class Gateway:
             if self.epcis is not None:
                 self.epcis.step_changed(sc.station)
             self.publish_station(sc.station)
-            return
-        if result.dedupe_key is not None and self.stations.is_repeat(sc.station, result.dedupe_key, read.monotonic):
             return
         station, raw = result.station.id, result.scan.raw
         tracker = self.epcis.tracker if self.epcis is not None else None
