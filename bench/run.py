@@ -1,11 +1,13 @@
 """gatewayd against its peers, on one machine, with one pty scanner and one local mosquitto.
 
-    .venv/bin/python bench/run.py [--reads 2000] [--drain-events 100000] [--no-node-red]
+    .venv/bin/python bench/run.py [--reads 2000] [--drain-events 100000] [--no-node-red] [--fsync-delay-ms 5]
 
 Measures, and prints as markdown (also written to bench/results.md):
 
-* scan → subscriber latency (p50/p90/p99/max) of gatewayd (synchronous=full and normal),
-  the naive pyserial + paho bridge (bench/naive_bridge.py) and Node-RED 4
+* scan → subscriber latency (p50/p90/p99/max) of gatewayd (synchronous=full and normal,
+  and full on a slow disk: every fsync 5 ms longer, as on an SD card, through the
+  LD_PRELOAD shim bench/slow_fsync.c compiled with the system's cc), the naive
+  pyserial + paho bridge (bench/naive_bridge.py) and Node-RED 4
   (bench/node-red/flow.json);
 * idle RSS and CPU of each, and the time from process start to the first read delivered;
 * gatewayd's time from process start to its retained ``online`` status;
@@ -65,6 +67,7 @@ BUSY_PERCENT = 5.0  # flagged in the report: the machine busier than this (% of 
 
 TARGET_P50_FACTOR = 1.5  # gatewayd p50 at most this many times the naive bridge's
 TARGET_P99_MS = 3.0
+TARGET_SLOW_DISK_EXTRA_MS = 1.0  # with a slow fsync, gatewayd p50 at most naive p50 + this
 TARGET_DRAIN_PER_S = 5000.0
 TARGET_IDLE_RSS_MB = 50.0
 
@@ -127,22 +130,38 @@ char_timeout_ms = 0
     return path
 
 
-def start_gatewayd(config: Path, workdir: Path) -> subprocess.Popen[bytes]:
-    return _spawn([sys.executable, "-m", "gatewayd", "run", "--config", str(config)], workdir)
+def start_gatewayd(config: Path, workdir: Path, *, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    return _spawn([sys.executable, "-m", "gatewayd", "run", "--config", str(config)], workdir, env=env)
 
 
-def gatewayd_peer(synchronous: str) -> Peer:
+def build_slow_fsync(work: Path) -> Path:
+    """Compile bench/slow_fsync.c with the system's cc into ``work``."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        raise RuntimeError("no C compiler (cc) for the slow-disk shim: sudo apt-get install gcc, or --fsync-delay-ms 0")
+    out = work / "slow_fsync.so"
+    subprocess.run([cc, "-shared", "-fPIC", "-O2", "-o", str(out), str(BENCH / "slow_fsync.c"), "-ldl"], check=True)
+    return out
+
+
+def gatewayd_peer(synchronous: str, *, slow_fsync: Path | None = None, fsync_delay_ms: float = 0.0) -> Peer:
+    env = None
+    if slow_fsync is not None:
+        env = {"LD_PRELOAD": str(slow_fsync), "GATEWAYD_BENCH_FSYNC_DELAY_US": str(round(fsync_delay_ms * 1000))}
+
     def start(serial_port: Path, broker_port: int, workdir: Path) -> subprocess.Popen[bytes]:
         workdir.mkdir(parents=True, exist_ok=True)
         cfg = gatewayd_config(
             workdir / "gatewayd.toml", state_dir=workdir / "state", broker_port=broker_port,
             serial_port=serial_port, synchronous=synchronous, gateway_id=gateway_id,
         )
-        return start_gatewayd(cfg, workdir)
+        return start_gatewayd(cfg, workdir, env=env)
 
-    gateway_id = f"{GATEWAY_ID}-{synchronous}"
-    return Peer(f"gatewayd-{synchronous}", f"gatewayd (synchronous={synchronous})",
-                f"gatewayd/{gateway_id}/scans/#", start)
+    suffix = f"-slowdisk{fsync_delay_ms:g}" if slow_fsync else ""
+    gateway_id = f"{GATEWAY_ID}-{synchronous}{suffix}"
+    label = f"gatewayd (synchronous={synchronous}"
+    label += f", every fsync +{fsync_delay_ms:g} ms)" if slow_fsync else ")"
+    return Peer(f"gatewayd-{synchronous}{suffix}", label, f"gatewayd/{gateway_id}/scans/#", start)
 
 
 def naive_peer() -> Peer:
@@ -641,7 +660,8 @@ def report(args: argparse.Namespace, res: Results) -> str:
     add("|---|---|---|")
     by_key = {r.label: r for r in rows if not r.error}
     naive = next((r for k, r in by_key.items() if k.startswith("naive")), None)
-    gw = next((r for k, r in by_key.items() if "synchronous=full" in k), None)
+    gw = next((r for k, r in by_key.items() if k == "gatewayd (synchronous=full)"), None)
+    gw_slow = next((r for k, r in by_key.items() if "synchronous=full, every fsync" in k), None)
     node_red = next((r for k, r in by_key.items() if k.startswith("Node-RED")), None)
 
     def verdict(ok: bool) -> str:
@@ -653,6 +673,14 @@ def report(args: argparse.Namespace, res: Results) -> str:
         extra = f"; synchronous=normal {gw_normal.p(50) / naive.p(50):.2f}×" if gw_normal else ""
         add(f"| latency p50 ≤ {TARGET_P50_FACTOR}× naive | {_ms(gw.p(50))} ms = {ratio:.2f}× naive "
             f"({_ms(naive.p(50))} ms){extra} | {verdict(ratio <= TARGET_P50_FACTOR)} |")
+    if gw and node_red:
+        add(f"| latency p50 ≤ Node-RED's | {_ms(gw.p(50))} ms (Node-RED {_ms(node_red.p(50))} ms) "
+            f"| {verdict(gw.p(50) <= node_red.p(50))} |")
+    if gw_slow and naive:
+        extra_ms = gw_slow.p(50) - naive.p(50)
+        met = verdict(extra_ms <= TARGET_SLOW_DISK_EXTRA_MS)
+        add(f"| slow disk ({gw_slow.label.split(', ')[1].rstrip(')')}): p50 ≤ naive + {TARGET_SLOW_DISK_EXTRA_MS:g} ms "
+            f"| {_ms(gw_slow.p(50))} ms = naive + {_ms(extra_ms)} ms | {met} |")
     if gw:
         extra = f" (Node-RED {_ms(node_red.p(99))} ms)" if node_red else ""
         met = verdict(gw.p(99) <= TARGET_P99_MS)
@@ -685,6 +713,8 @@ def main() -> int:
     parser.add_argument("--no-node-red", action="store_true", help="leave Node-RED out")
     parser.add_argument("--no-install", action="store_true", help="do not `npm install` Node-RED when it is missing")
     parser.add_argument("--no-drain", action="store_true", help="skip the capture and drain runs")
+    parser.add_argument("--fsync-delay-ms", type=float, default=5.0,
+                        help="extra time per fsync of the slow-disk peer (default 5 ms, like an SD card); 0: none")
     parser.add_argument("--out", type=Path, default=BENCH / "results.md", help="markdown file to write")
     args = parser.parse_args()
 
@@ -695,6 +725,9 @@ def main() -> int:
 
     res.node_red_problem = "left out (--no-node-red)" if args.no_node_red else ensure_node_red(not args.no_install)
     peers = [naive_peer(), gatewayd_peer("full"), gatewayd_peer("normal")]
+    if args.fsync_delay_ms > 0:
+        shim = build_slow_fsync(work)
+        peers.append(gatewayd_peer("full", slow_fsync=shim, fsync_delay_ms=args.fsync_delay_ms))
     if res.node_red_problem is None:
         peers.append(node_red_peer())
     else:
