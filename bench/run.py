@@ -84,11 +84,13 @@ class Peer:
     start: Callable[[Path, int, Path], subprocess.Popen[bytes]]  # (serial port, broker port, workdir)
 
 
-def _spawn(cmd: list[str], workdir: Path, *, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+def _spawn(
+    cmd: list[str], workdir: Path, *, env: dict[str, str] | None = None, cwd: Path = ROOT
+) -> subprocess.Popen[bytes]:
     workdir.mkdir(parents=True, exist_ok=True)
     with (workdir / "peer.log").open("ab") as log:
         return subprocess.Popen(
-            cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL, cwd=ROOT,
+            cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL, cwd=cwd,
             env=dict(os.environ, PYTHONUNBUFFERED="1", **(env or {})), start_new_session=True,
         )
 
@@ -130,8 +132,10 @@ char_timeout_ms = 0
     return path
 
 
-def start_gatewayd(config: Path, workdir: Path, *, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    return _spawn([sys.executable, "-m", "gatewayd", "run", "--config", str(config)], workdir, env=env)
+def start_gatewayd(
+    config: Path, workdir: Path, *, env: dict[str, str] | None = None, tree: Path = ROOT
+) -> subprocess.Popen[bytes]:
+    return _spawn([sys.executable, "-m", "gatewayd", "run", "--config", str(config)], workdir, env=env, cwd=tree)
 
 
 def build_slow_fsync(work: Path) -> Path:
@@ -144,10 +148,16 @@ def build_slow_fsync(work: Path) -> Path:
     return out
 
 
-def gatewayd_peer(synchronous: str, *, slow_fsync: Path | None = None, fsync_delay_ms: float = 0.0) -> Peer:
-    env = None
+def gatewayd_peer(
+    synchronous: str, *, slow_fsync: Path | None = None, fsync_delay_ms: float = 0.0, tree: Path | None = None
+) -> Peer:
+    """``tree``: run the gatewayd of another source tree (e.g. ``git archive`` of an older
+    commit, with ``gatewayd_drivers`` linked to its ``drivers``), to compare within one run."""
+    env: dict[str, str] = {}
     if slow_fsync is not None:
-        env = {"LD_PRELOAD": str(slow_fsync), "GATEWAYD_BENCH_FSYNC_DELAY_US": str(round(fsync_delay_ms * 1000))}
+        env |= {"LD_PRELOAD": str(slow_fsync), "GATEWAYD_BENCH_FSYNC_DELAY_US": str(round(fsync_delay_ms * 1000))}
+    if tree is not None:
+        env["PYTHONPATH"] = str(tree)
 
     def start(serial_port: Path, broker_port: int, workdir: Path) -> subprocess.Popen[bytes]:
         workdir.mkdir(parents=True, exist_ok=True)
@@ -155,11 +165,13 @@ def gatewayd_peer(synchronous: str, *, slow_fsync: Path | None = None, fsync_del
             workdir / "gatewayd.toml", state_dir=workdir / "state", broker_port=broker_port,
             serial_port=serial_port, synchronous=synchronous, gateway_id=gateway_id,
         )
-        return start_gatewayd(cfg, workdir, env=env)
+        return start_gatewayd(cfg, workdir, env=env, tree=tree or ROOT)
 
     suffix = f"-slowdisk{fsync_delay_ms:g}" if slow_fsync else ""
+    suffix += f"-{tree.name}" if tree else ""
     gateway_id = f"{GATEWAY_ID}-{synchronous}{suffix}"
-    label = f"gatewayd (synchronous={synchronous}"
+    label = f"gatewayd {tree.name} " if tree else "gatewayd "
+    label += f"(synchronous={synchronous}"
     label += f", every fsync +{fsync_delay_ms:g} ms)" if slow_fsync else ")"
     return Peer(f"gatewayd-{synchronous}{suffix}", label, f"gatewayd/{gateway_id}/scans/#", start)
 
@@ -715,6 +727,8 @@ def main() -> int:
     parser.add_argument("--no-drain", action="store_true", help="skip the capture and drain runs")
     parser.add_argument("--fsync-delay-ms", type=float, default=5.0,
                         help="extra time per fsync of the slow-disk peer (default 5 ms, like an SD card); 0: none")
+    parser.add_argument("--compare-with", type=Path, action="append", default=[], metavar="TREE",
+                        help="also run the gatewayd of this source tree (its name labels it), e.g. an older commit")
     parser.add_argument("--out", type=Path, default=BENCH / "results.md", help="markdown file to write")
     args = parser.parse_args()
 
@@ -725,9 +739,13 @@ def main() -> int:
 
     res.node_red_problem = "left out (--no-node-red)" if args.no_node_red else ensure_node_red(not args.no_install)
     peers = [naive_peer(), gatewayd_peer("full"), gatewayd_peer("normal")]
-    if args.fsync_delay_ms > 0:
-        shim = build_slow_fsync(work)
+    shim = build_slow_fsync(work) if args.fsync_delay_ms > 0 else None
+    if shim is not None:
         peers.append(gatewayd_peer("full", slow_fsync=shim, fsync_delay_ms=args.fsync_delay_ms))
+    for tree in (t.resolve() for t in args.compare_with):
+        peers.append(gatewayd_peer("full", tree=tree))
+        if shim is not None:
+            peers.append(gatewayd_peer("full", tree=tree, slow_fsync=shim, fsync_delay_ms=args.fsync_delay_ms))
     if res.node_red_problem is None:
         peers.append(node_red_peer())
     else:

@@ -481,6 +481,7 @@ class Outbox:
             raise
         self._db = db
         self._generation += 1
+        self._durable = 0  # a fresh file (a recovery) is durable once a sync covers it
         # Kept open for the header check: closing any descriptor of the database file
         # would drop this process's POSIX locks on it, SQLite's included
         # (https://sqlite.org/howtocorrupt.html#_posix_advisory_locks_canceled_by_a_separate_thread_doing_close_),
