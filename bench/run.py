@@ -69,6 +69,7 @@ TARGET_P50_FACTOR = 1.5  # gatewayd p50 at most this many times the naive bridge
 TARGET_P99_MS = 3.0
 TARGET_SLOW_DISK_EXTRA_MS = 1.0  # with a slow fsync, gatewayd p50 at most naive p50 + this
 TARGET_DRAIN_PER_S = 5000.0
+TARGET_CAPTURE_PER_S = 3350.0  # with the broker down, as measured before the fsync left the path
 TARGET_IDLE_RSS_MB = 50.0
 
 
@@ -260,6 +261,7 @@ class Results:
     rows: list[LatencyRow] = field(default_factory=list)
     startup: list[float] = field(default_factory=list)
     fill: FillResult | None = None
+    compare_fills: list[tuple[str, FillResult]] = field(default_factory=list)  # (tree name, fill) of --compare-with
     drains: list[DrainRow] = field(default_factory=list)
     elapsed_s: float = 0.0
     load_before: float = 0.0
@@ -474,15 +476,16 @@ def outbox_counts(state_dir: Path) -> tuple[int, int]:
     return int(last), int(undelivered)
 
 
-def fill_outbox(work: Path, seqs: Iterator[int], events: int) -> tuple[Path, FillResult]:
-    """gatewayd with no broker at all; reads pushed through the pty as fast as it takes them."""
+def fill_outbox(work: Path, seqs: Iterator[int], events: int, *, tree: Path = ROOT) -> tuple[Path, FillResult]:
+    """gatewayd (of source ``tree``) with no broker at all; reads pushed through the pty as
+    fast as it takes them."""
     print(f"fill: {events:,} reads through the pty, broker down ...", file=sys.stderr, flush=True)
-    workdir = work / "fill"
+    workdir = work / ("fill" if tree == ROOT else f"fill-{tree.name}")
     workdir.mkdir(parents=True, exist_ok=True)
     state = workdir / "state"
     pty = Pty(workdir)
     cfg = gatewayd_config(workdir / "gatewayd.toml", state_dir=state, broker_port=free_port(), serial_port=pty.path)
-    proc = start_gatewayd(cfg, workdir)
+    proc = start_gatewayd(cfg, workdir, tree=tree)
     try:
         # Probe until the port is open and a read is captured, then stream the rest.
         def captured() -> bool:
@@ -642,7 +645,9 @@ def report(args: argparse.Namespace, res: Results) -> str:
     if fill is not None:
         add(f"Fill: gatewayd (synchronous=full, no broker reachable) took {fill.bulk_reads:,} reads pushed through the "
             f"pty as fast as it would read them in {fill.seconds:.1f} s: **capture {fill.per_s:,.0f} reads/s**; "
-            f"{fill.events:,} events undelivered in the outbox.")
+            f"{fill.events:,} events undelivered in the outbox."
+            + "".join(f" gatewayd {name}, the same way: {other.per_s:,.0f} reads/s."
+                      for name, other in res.compare_fills))
         add("")
         add("Drain: a fresh gatewayd on a copy of that outbox, its broker refusing it (auth) until the subscriber "
             "is subscribed; then the broker lets it in (SIGHUP) and the clock starts. The first event waits for "
@@ -697,6 +702,10 @@ def report(args: argparse.Namespace, res: Results) -> str:
         extra = f" (Node-RED {_ms(node_red.p(99))} ms)" if node_red else ""
         met = verdict(gw.p(99) <= TARGET_P99_MS)
         add(f"| latency p99 ≤ {TARGET_P99_MS:g} ms | {_ms(gw.p(99))} ms{extra} | {met} |")
+    if fill is not None:
+        others = "".join(f"; {name} {other.per_s:,.0f} reads/s" for name, other in res.compare_fills)
+        add(f"| capture, broker down ≥ {TARGET_CAPTURE_PER_S:,.0f} reads/s | {fill.per_s:,.0f} reads/s{others} "
+            f"| {verdict(fill.per_s >= TARGET_CAPTURE_PER_S)} |")
     unlimited = next((d for d in drains if d.drain_rate == 0 and d.received), None)
     if unlimited:
         add(f"| drain ≥ {TARGET_DRAIN_PER_S:,.0f} events/s (drain_rate 0) | {unlimited.per_s:,.0f} events/s "
@@ -759,6 +768,8 @@ def main() -> int:
 
     if not args.no_drain:
         filled, res.fill = fill_outbox(work, seqs, args.drain_events)
+        for tree in (t.resolve() for t in args.compare_with):
+            res.compare_fills.append((tree.name, fill_outbox(work, seqs, args.drain_events, tree=tree)[1]))
         password_file = make_password_file(work)
         res.drains = [run_drain(work, filled, rate, res.fill.events, password_file) for rate in (0, DEFAULT_DRAIN_RATE)]
 
