@@ -497,3 +497,19 @@ def test_after_an_unclean_stop_and_a_reboot_the_reserved_block_is_skipped_and_an
             body = json.loads(event.payload)
             assert (event.seq, body["from_seq"], body["to_seq"]) == (SEQ_BLOCK + 1, *gap)
             assert "reboot" in body["reason"]
+
+
+def test_outbox_running_is_rebuilt_with_a_deleted_state_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without it, a power cut after the rebuild would look like a clean stop."""
+    import shutil
+
+    boot_id(monkeypatch, tmp_path, "boot-1")
+    state = tmp_path / "state"
+    with Outbox.open(state / "outbox.sqlite3", OutboxSettings()) as box:
+        box.capture(topic="t", build=payload)
+        shutil.rmtree(state)
+        box.capture(topic="t", build=payload)
+        assert (state / "outbox.running").read_text() == "boot-1\n"
+    assert not (state / "outbox.running").exists()

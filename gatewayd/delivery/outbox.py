@@ -645,6 +645,8 @@ class Outbox:
 
     def _restart(self, problem: str, kept: tuple[Path, ...], salvage: _Salvage, known_next: int) -> Recovery:
         self.mark.write(max(self._reserved, known_next - 1))  # it may have gone with the directory
+        if self._running_written and not self.running.exists():  # and outbox.running with it
+            _write_durably(self.running, f"{current_boot_id() or 'unknown'}\n")
         self._connect()
         self._restore(salvage)
         self._next_seq = 1
