@@ -59,7 +59,7 @@ log = logging.getLogger("gatewayd.outbox")
 SCHEMA_VERSION = 1
 SEQ_BLOCK = 1000  # seqs reserved per fsync of seq.hwm
 HWM_NAME = "seq.hwm"
-RUNNING_NAME = "outbox.running"  # present while a gateway has the outbox open: holds the boot id
+RUNNING_SUFFIX = ".running"  # outbox.running beside outbox.sqlite3, while it is open: holds the boot id
 BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
 # Tests simulate a reboot by pointing this at a file of their own; nothing else should set it.
 BOOT_ID_ENV = "GATEWAYD_BOOT_ID_FILE"
@@ -321,7 +321,7 @@ class Outbox:
         # One state directory holds two outboxes (scans, and EPCIS documents): each keeps
         # its own mark; the scan outbox's is seq.hwm.
         self.mark = SeqMark(path.with_name(HWM_NAME if path.name == "outbox.sqlite3" else f"{path.stem}.{HWM_NAME}"))
-        self.running = path.with_name(RUNNING_NAME)
+        self.running = path.with_suffix(RUNNING_SUFFIX)  # one per database: epcis.sqlite3 has its own
         # synchronous = "full": every commit is made durable by an fsync of the WAL that
         # runs beside the publish (:meth:`sync`), not inside the commit. See the README,
         # "Delivery and durability".
@@ -918,6 +918,8 @@ class Outbox:
         self._retained += len(events)
         self._depth += len(events)
         self._depth_bytes += sum(len(e.payload) for e in events)
+        if events and self.on_write is not None:
+            self.on_write()
         return events
 
     # -- delivery --------------------------------------------------------------------
