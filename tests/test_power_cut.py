@@ -10,6 +10,7 @@ and no read whose sync had completed is lost.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import sqlite3
 from pathlib import Path
@@ -33,7 +34,9 @@ def gaps(sub: Subscriber) -> list[dict[str, Any]]:
 
 
 def last_seq(db_dir: Path) -> int:
-    with sqlite3.connect(db_dir / "outbox.sqlite3") as db:
+    # closing(): a sqlite3 connection's own "with" does not close it, and one left to the
+    # garbage collector deletes its -wal and -shm at an unknown moment.
+    with contextlib.closing(sqlite3.connect(db_dir / "outbox.sqlite3")) as db:
         return int(db.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])
 
 
@@ -85,9 +88,9 @@ def test_a_power_cut_never_gives_a_seen_seq_to_another_read(
         assert durable <= on_disk < total
         for suffix in ("", "-wal", "-shm"):
             (state / f"outbox.sqlite3{suffix}").unlink(missing_ok=True)
-        for f in cut.iterdir():
-            if f.name.startswith("outbox.sqlite3"):
-                shutil.copyfile(f, state / f.name)
+        for name in ("outbox.sqlite3", "outbox.sqlite3-wal"):  # what the seam copied
+            if (cut / name).exists():
+                shutil.copyfile(cut / name, state / name)
         # seq.hwm stays: each of its writes is fsynced before a seq above it is used.
         boot.write_text("boot-after-the-cut\n")
         scanner.unplug()
