@@ -1,11 +1,13 @@
 """gatewayd against its peers, on one machine, with one pty scanner and one local mosquitto.
 
-    .venv/bin/python bench/run.py [--reads 2000] [--drain-events 100000] [--no-node-red]
+    .venv/bin/python bench/run.py [--reads 2000] [--drain-events 100000] [--no-node-red] [--fsync-delay-ms 5]
 
 Measures, and prints as markdown (also written to bench/results.md):
 
-* scan → subscriber latency (p50/p90/p99/max) of gatewayd (synchronous=full and normal),
-  the naive pyserial + paho bridge (bench/naive_bridge.py) and Node-RED 4
+* scan → subscriber latency (p50/p90/p99/max) of gatewayd (synchronous=full and normal,
+  and full on a slow disk: every fsync 5 ms longer, as on an SD card, through the
+  LD_PRELOAD shim bench/slow_fsync.c compiled with the system's cc), the naive
+  pyserial + paho bridge (bench/naive_bridge.py) and Node-RED 4
   (bench/node-red/flow.json);
 * idle RSS and CPU of each, and the time from process start to the first read delivered;
 * gatewayd's time from process start to its retained ``online`` status;
@@ -65,7 +67,9 @@ BUSY_PERCENT = 5.0  # flagged in the report: the machine busier than this (% of 
 
 TARGET_P50_FACTOR = 1.5  # gatewayd p50 at most this many times the naive bridge's
 TARGET_P99_MS = 3.0
+TARGET_SLOW_DISK_EXTRA_MS = 1.0  # with a slow fsync, gatewayd p50 at most naive p50 + this
 TARGET_DRAIN_PER_S = 5000.0
+TARGET_CAPTURE_PER_S = 3350.0  # with the broker down, as measured before the fsync left the path
 TARGET_IDLE_RSS_MB = 50.0
 
 
@@ -81,11 +85,13 @@ class Peer:
     start: Callable[[Path, int, Path], subprocess.Popen[bytes]]  # (serial port, broker port, workdir)
 
 
-def _spawn(cmd: list[str], workdir: Path, *, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+def _spawn(
+    cmd: list[str], workdir: Path, *, env: dict[str, str] | None = None, cwd: Path = ROOT
+) -> subprocess.Popen[bytes]:
     workdir.mkdir(parents=True, exist_ok=True)
     with (workdir / "peer.log").open("ab") as log:
         return subprocess.Popen(
-            cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL, cwd=ROOT,
+            cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL, cwd=cwd,
             env=dict(os.environ, PYTHONUNBUFFERED="1", **(env or {})), start_new_session=True,
         )
 
@@ -127,22 +133,48 @@ char_timeout_ms = 0
     return path
 
 
-def start_gatewayd(config: Path, workdir: Path) -> subprocess.Popen[bytes]:
-    return _spawn([sys.executable, "-m", "gatewayd", "run", "--config", str(config)], workdir)
+def start_gatewayd(
+    config: Path, workdir: Path, *, env: dict[str, str] | None = None, tree: Path = ROOT
+) -> subprocess.Popen[bytes]:
+    return _spawn([sys.executable, "-m", "gatewayd", "run", "--config", str(config)], workdir, env=env, cwd=tree)
 
 
-def gatewayd_peer(synchronous: str) -> Peer:
+def build_slow_fsync(work: Path) -> Path:
+    """Compile bench/slow_fsync.c with the system's cc into ``work``."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        raise RuntimeError("no C compiler (cc) for the slow-disk shim: sudo apt-get install gcc, or --fsync-delay-ms 0")
+    out = work / "slow_fsync.so"
+    subprocess.run([cc, "-shared", "-fPIC", "-O2", "-o", str(out), str(BENCH / "slow_fsync.c"), "-ldl"], check=True)
+    return out
+
+
+def gatewayd_peer(
+    synchronous: str, *, slow_fsync: Path | None = None, fsync_delay_ms: float = 0.0, tree: Path | None = None
+) -> Peer:
+    """``tree``: run the gatewayd of another source tree (e.g. ``git archive`` of an older
+    commit, with ``gatewayd_drivers`` linked to its ``drivers``), to compare within one run."""
+    env: dict[str, str] = {}
+    if slow_fsync is not None:
+        env |= {"LD_PRELOAD": str(slow_fsync), "GATEWAYD_BENCH_FSYNC_DELAY_US": str(round(fsync_delay_ms * 1000))}
+    if tree is not None:
+        env["PYTHONPATH"] = str(tree)
+
     def start(serial_port: Path, broker_port: int, workdir: Path) -> subprocess.Popen[bytes]:
         workdir.mkdir(parents=True, exist_ok=True)
         cfg = gatewayd_config(
             workdir / "gatewayd.toml", state_dir=workdir / "state", broker_port=broker_port,
             serial_port=serial_port, synchronous=synchronous, gateway_id=gateway_id,
         )
-        return start_gatewayd(cfg, workdir)
+        return start_gatewayd(cfg, workdir, env=env, tree=tree or ROOT)
 
-    gateway_id = f"{GATEWAY_ID}-{synchronous}"
-    return Peer(f"gatewayd-{synchronous}", f"gatewayd (synchronous={synchronous})",
-                f"gatewayd/{gateway_id}/scans/#", start)
+    suffix = f"-slowdisk{fsync_delay_ms:g}" if slow_fsync else ""
+    suffix += f"-{tree.name}" if tree else ""
+    gateway_id = f"{GATEWAY_ID}-{synchronous}{suffix}"
+    label = f"gatewayd {tree.name} " if tree else "gatewayd "
+    label += f"(synchronous={synchronous}"
+    label += f", every fsync +{fsync_delay_ms:g} ms)" if slow_fsync else ")"
+    return Peer(f"gatewayd-{synchronous}{suffix}", label, f"gatewayd/{gateway_id}/scans/#", start)
 
 
 def naive_peer() -> Peer:
@@ -229,6 +261,7 @@ class Results:
     rows: list[LatencyRow] = field(default_factory=list)
     startup: list[float] = field(default_factory=list)
     fill: FillResult | None = None
+    compare_fills: list[tuple[str, FillResult]] = field(default_factory=list)  # (tree name, fill) of --compare-with
     drains: list[DrainRow] = field(default_factory=list)
     elapsed_s: float = 0.0
     load_before: float = 0.0
@@ -443,15 +476,16 @@ def outbox_counts(state_dir: Path) -> tuple[int, int]:
     return int(last), int(undelivered)
 
 
-def fill_outbox(work: Path, seqs: Iterator[int], events: int) -> tuple[Path, FillResult]:
-    """gatewayd with no broker at all; reads pushed through the pty as fast as it takes them."""
+def fill_outbox(work: Path, seqs: Iterator[int], events: int, *, tree: Path = ROOT) -> tuple[Path, FillResult]:
+    """gatewayd (of source ``tree``) with no broker at all; reads pushed through the pty as
+    fast as it takes them."""
     print(f"fill: {events:,} reads through the pty, broker down ...", file=sys.stderr, flush=True)
-    workdir = work / "fill"
+    workdir = work / ("fill" if tree == ROOT else f"fill-{tree.name}")
     workdir.mkdir(parents=True, exist_ok=True)
     state = workdir / "state"
     pty = Pty(workdir)
     cfg = gatewayd_config(workdir / "gatewayd.toml", state_dir=state, broker_port=free_port(), serial_port=pty.path)
-    proc = start_gatewayd(cfg, workdir)
+    proc = start_gatewayd(cfg, workdir, tree=tree)
     try:
         # Probe until the port is open and a read is captured, then stream the rest.
         def captured() -> bool:
@@ -611,7 +645,9 @@ def report(args: argparse.Namespace, res: Results) -> str:
     if fill is not None:
         add(f"Fill: gatewayd (synchronous=full, no broker reachable) took {fill.bulk_reads:,} reads pushed through the "
             f"pty as fast as it would read them in {fill.seconds:.1f} s: **capture {fill.per_s:,.0f} reads/s**; "
-            f"{fill.events:,} events undelivered in the outbox.")
+            f"{fill.events:,} events undelivered in the outbox."
+            + "".join(f" gatewayd {name}, the same way: {other.per_s:,.0f} reads/s."
+                      for name, other in res.compare_fills))
         add("")
         add("Drain: a fresh gatewayd on a copy of that outbox, its broker refusing it (auth) until the subscriber "
             "is subscribed; then the broker lets it in (SIGHUP) and the clock starts. The first event waits for "
@@ -641,7 +677,8 @@ def report(args: argparse.Namespace, res: Results) -> str:
     add("|---|---|---|")
     by_key = {r.label: r for r in rows if not r.error}
     naive = next((r for k, r in by_key.items() if k.startswith("naive")), None)
-    gw = next((r for k, r in by_key.items() if "synchronous=full" in k), None)
+    gw = next((r for k, r in by_key.items() if k == "gatewayd (synchronous=full)"), None)
+    gw_slow = next((r for k, r in by_key.items() if "synchronous=full, every fsync" in k), None)
     node_red = next((r for k, r in by_key.items() if k.startswith("Node-RED")), None)
 
     def verdict(ok: bool) -> str:
@@ -653,10 +690,22 @@ def report(args: argparse.Namespace, res: Results) -> str:
         extra = f"; synchronous=normal {gw_normal.p(50) / naive.p(50):.2f}×" if gw_normal else ""
         add(f"| latency p50 ≤ {TARGET_P50_FACTOR}× naive | {_ms(gw.p(50))} ms = {ratio:.2f}× naive "
             f"({_ms(naive.p(50))} ms){extra} | {verdict(ratio <= TARGET_P50_FACTOR)} |")
+    if gw and node_red:
+        add(f"| latency p50 ≤ Node-RED's | {_ms(gw.p(50))} ms (Node-RED {_ms(node_red.p(50))} ms) "
+            f"| {verdict(gw.p(50) <= node_red.p(50))} |")
+    if gw_slow and naive:
+        extra_ms = gw_slow.p(50) - naive.p(50)
+        met = verdict(extra_ms <= TARGET_SLOW_DISK_EXTRA_MS)
+        add(f"| slow disk ({gw_slow.label.split(', ')[1].rstrip(')')}): p50 ≤ naive + {TARGET_SLOW_DISK_EXTRA_MS:g} ms "
+            f"| {_ms(gw_slow.p(50))} ms = naive + {_ms(extra_ms)} ms | {met} |")
     if gw:
         extra = f" (Node-RED {_ms(node_red.p(99))} ms)" if node_red else ""
         met = verdict(gw.p(99) <= TARGET_P99_MS)
         add(f"| latency p99 ≤ {TARGET_P99_MS:g} ms | {_ms(gw.p(99))} ms{extra} | {met} |")
+    if fill is not None:
+        others = "".join(f"; {name} {other.per_s:,.0f} reads/s" for name, other in res.compare_fills)
+        add(f"| capture, broker down ≥ {TARGET_CAPTURE_PER_S:,.0f} reads/s | {fill.per_s:,.0f} reads/s{others} "
+            f"| {verdict(fill.per_s >= TARGET_CAPTURE_PER_S)} |")
     unlimited = next((d for d in drains if d.drain_rate == 0 and d.received), None)
     if unlimited:
         add(f"| drain ≥ {TARGET_DRAIN_PER_S:,.0f} events/s (drain_rate 0) | {unlimited.per_s:,.0f} events/s "
@@ -685,6 +734,10 @@ def main() -> int:
     parser.add_argument("--no-node-red", action="store_true", help="leave Node-RED out")
     parser.add_argument("--no-install", action="store_true", help="do not `npm install` Node-RED when it is missing")
     parser.add_argument("--no-drain", action="store_true", help="skip the capture and drain runs")
+    parser.add_argument("--fsync-delay-ms", type=float, default=5.0,
+                        help="extra time per fsync of the slow-disk peer (default 5 ms, like an SD card); 0: none")
+    parser.add_argument("--compare-with", type=Path, action="append", default=[], metavar="TREE",
+                        help="also run the gatewayd of this source tree (its name labels it), e.g. an older commit")
     parser.add_argument("--out", type=Path, default=BENCH / "results.md", help="markdown file to write")
     args = parser.parse_args()
 
@@ -695,6 +748,13 @@ def main() -> int:
 
     res.node_red_problem = "left out (--no-node-red)" if args.no_node_red else ensure_node_red(not args.no_install)
     peers = [naive_peer(), gatewayd_peer("full"), gatewayd_peer("normal")]
+    shim = build_slow_fsync(work) if args.fsync_delay_ms > 0 else None
+    if shim is not None:
+        peers.append(gatewayd_peer("full", slow_fsync=shim, fsync_delay_ms=args.fsync_delay_ms))
+    for tree in (t.resolve() for t in args.compare_with):
+        peers.append(gatewayd_peer("full", tree=tree))
+        if shim is not None:
+            peers.append(gatewayd_peer("full", tree=tree, slow_fsync=shim, fsync_delay_ms=args.fsync_delay_ms))
     if res.node_red_problem is None:
         peers.append(node_red_peer())
     else:
@@ -708,6 +768,8 @@ def main() -> int:
 
     if not args.no_drain:
         filled, res.fill = fill_outbox(work, seqs, args.drain_events)
+        for tree in (t.resolve() for t in args.compare_with):
+            res.compare_fills.append((tree.name, fill_outbox(work, seqs, args.drain_events, tree=tree)[1]))
         password_file = make_password_file(work)
         res.drains = [run_drain(work, filled, rate, res.fill.events, password_file) for rate in (0, DEFAULT_DRAIN_RATE)]
 

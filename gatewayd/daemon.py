@@ -17,10 +17,12 @@ import dataclasses
 import json
 import logging
 import os
+import shutil
 import sqlite3
 import time
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gatewayd import __version__
@@ -60,6 +62,27 @@ if TYPE_CHECKING:
 
 __all__ = ["Gateway"]
 
+
+class _Snapshots:
+    """The test seam of :data:`SNAPSHOT_ENV`. Runs on the loop thread, between SQLite
+    transactions, so each copy is a consistent database (and its WAL)."""
+
+    def __init__(self, outbox: Outbox, directory: Path) -> None:
+        self.outbox = outbox
+        self.directory = directory
+        self.count = max((int(p.name) for p in directory.glob("[0-9]*") if p.name.isdigit()), default=0)
+
+    def __call__(self, durable_seq: int) -> None:
+        self.count += 1
+        tmp = self.directory / f".{self.count}"
+        tmp.mkdir(parents=True, exist_ok=True)
+        for suffix in ("", "-wal"):
+            src = Path(f"{self.outbox.path}{suffix}")
+            if src.exists():
+                shutil.copyfile(src, tmp / f"{src.name}")
+        (tmp / "durable_seq").write_text(f"{durable_seq}\n", encoding="ascii")
+        tmp.rename(self.directory / str(self.count))
+
 log = logging.getLogger("gatewayd")
 
 STATUS_INTERVAL_S = 30.0
@@ -67,6 +90,10 @@ STATUS_INTERVAL_S = 30.0
 PRINTER_STATES = ("unknown", "ready", "printing", "paper_out", "ribbon_out", "head_open", "paused", "offline")
 PRUNE_INTERVAL_S = 600.0
 STATUS_FILE_GAP_S = 0.5  # a burst of reads becomes one status file write
+# A test seam, never set in production: after every completed outbox sync, copy the
+# outbox files to <dir>/<n>/, the disk a power cut at that moment would leave (tests
+# restart from such a copy to check what survives).
+SNAPSHOT_ENV = "GATEWAYD_TEST_SNAPSHOT_DIR"
 
 
 @dataclass
@@ -440,12 +467,14 @@ class Gateway:
                 max_inflight=s.outbox.inflight * (2 if s.epcis is not None else 1) + 100,
             )
             self.link = link
+            snapshots = os.environ.get(SNAPSHOT_ENV)
             publisher = Publisher(
                 link=link,
                 outbox=outbox,
                 settings=s.outbox,
                 on_delivered=self._on_delivered,
                 on_latency=self._on_latency,
+                on_synced=_Snapshots(outbox, Path(snapshots)) if snapshots else None,
             )
             self.publisher = publisher
             # Indicators and station pages first: the first read already shows on them.
@@ -653,17 +682,21 @@ class Gateway:
     def handle_read(self, sc: ScannerSettings, read: RawRead) -> None:
         """Decode, dedupe, tag and capture one read. Runs on the loop thread."""
         assert self.stations is not None and self.outbox is not None
+        stations = self.stations
         self.counters.reads[sc.id] = self.counters.reads.get(sc.id, 0) + 1
         result = scan_event(
             read,
             settings=self.settings,
-            station=self.stations[sc.station],
+            station=stations[sc.station],
             scanner=sc.id,
             clock_synced=self.clock.synced(),
             step_command=self.stations.step_command,
             options=self.decode_options,
             prefix=prefix_of(sc),
+            is_repeat=lambda key: stations.is_repeat(sc.station, key, read.monotonic),
         )
+        if result is None:
+            return  # a repeat within the station's window, found before decoding it
         if isinstance(result, StepCommandRead):
             self.counters.step_commands += 1
             state = self.stations.set_step(sc.station, result.step, at=read.at)
@@ -671,8 +704,6 @@ class Gateway:
             if self.epcis is not None:
                 self.epcis.step_changed(sc.station)
             self.publish_station(sc.station)
-            return
-        if result.dedupe_key is not None and self.stations.is_repeat(sc.station, result.dedupe_key, read.monotonic):
             return
         station, raw = result.station.id, result.scan.raw
         tracker = self.epcis.tracker if self.epcis is not None else None

@@ -11,8 +11,10 @@ What it shows (README "Consuming events"):
   ``status`` and a ``health`` request (``outbox.last_seq``) reveal;
 * ``request/replay`` to fill every gap, retried when no answer comes;
 * ``gatewayd.gap/1`` events (on ``P/scans/_gaps``): seqs the gateway announces it can
-  never deliver (its outbox was lost or damaged) count as filled, so they are not asked
-  for again and again; the announcement itself carries a seq like any event.
+  never deliver (its outbox was lost or damaged, or a power cut stopped it and it skipped
+  its reserved seqs) count as filled, so they are not asked for again and again, and
+  events already received from such a range are kept; the announcement itself carries a
+  seq like any event.
 
 Each new event is printed as one JSON line on stdout; progress goes to stderr. A real WMS
 keeps ``seen`` and ``next_seq`` in its database, in the same transaction as the event.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -132,12 +133,16 @@ def test_last_will_says_offline_when_gateway_dies(
         sub.wait_for(f"{P}/status", lambda p: p["state"] == "offline")
 
 
-def stream(scanner: PtyScanner, start: int, count: int, sent: set[str]) -> threading.Thread:
+def stream(scanner: PtyScanner, start: int, count: int, sent: set[str], *, gap_s: float = 0.0) -> threading.Thread:
+    """Write ``count`` reads from a thread; ``gap_s`` between them (none: as fast as the pty takes them)."""
+
     def run() -> None:
         for i in range(start, start + count):
             data = f"SUP1-20261127-{i:06d}"
             sent.add(data)
             scanner.write(data.encode() + b"\r")
+            if gap_s:
+                time.sleep(gap_s)  # pacing a scanner, not waiting for a condition
 
     t = threading.Thread(target=run, daemon=True)
     t.start()
@@ -156,7 +161,11 @@ def test_broker_killed_repeatedly_during_stream(
             start(daemons, cfg, tmp_path, sub)
             sub.wait_for(f"{P}/devices/dock-03-left/state", lambda p: p["state"] == "connected")
             sent: set[str] = set()
-            writer = stream(scanner, 0, total, sent)
+            # Paced, so the stream outlasts the three broker restarts: the gateway captures
+            # and drains 3,000 reads in about a second, faster than the subscriber
+            # resubscribes to a restarted broker, and a stream that ended before the
+            # restart would leave no live read to make progress with.
+            writer = stream(scanner, 0, total, sent, gap_s=0.003)
             for round_ in range(3):
                 wait_until(lambda r=round_: len(scans(sub)) >= (r + 1) * total // 5, timeout=60, what="progress")
                 broker.kill()

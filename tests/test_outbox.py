@@ -426,3 +426,90 @@ def test_two_outboxes_in_one_state_directory_keep_their_own_marks(tmp_path: Path
         assert (scans.last_seq, docs.last_seq) == (3, 2 * SEQ_BLOCK + 5)
     assert (tmp_path / "seq.hwm").read_text() == f"{SEQ_BLOCK}\n"
     assert (tmp_path / "epcis.seq.hwm").read_text() == f"{3 * SEQ_BLOCK}\n"
+
+
+def test_a_capture_is_durable_only_once_a_sync_covers_it(tmp_path: Path) -> None:
+    with Outbox.open(tmp_path / "o.sqlite3", OutboxSettings()) as box:
+        assert box.deferred_sync
+        writes: list[int] = []
+        box.on_write = lambda: writes.append(box.last_seq)
+        box.capture(topic="t", build=payload)
+        point = box.sync_point()
+        box.capture(topic="t", build=payload)
+        assert (box.durable_seq, writes) == (0, [1, 2])
+        box.sync()
+        box.synced(point)
+        assert box.durable_seq == 1  # the second capture came after the sync started
+        box.synced(box.sync_point())
+        assert box.durable_seq == 2
+        assert box.db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL: no fsync per commit
+    with Outbox.open(tmp_path / "normal" / "o.sqlite3", OutboxSettings(synchronous="normal")) as box:
+        box.capture(topic="t", build=payload)
+        assert (box.deferred_sync, box.durable_seq) == (False, 1)
+
+
+def boot_id(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, value: str) -> None:
+    path = tmp_path / "boot_id"
+    path.write_text(f"{value}\n")
+    monkeypatch.setenv("GATEWAYD_BOOT_ID_FILE", str(path))
+
+
+def crash(box: Outbox) -> None:
+    """Stop like kill -9: no sync, no clean close, outbox.running left behind."""
+    box._running_written = False
+    box.close()
+
+
+@pytest.mark.parametrize(
+    ("stop", "reboot", "gap"),
+    [
+        ("crash", True, (4, SEQ_BLOCK)),  # a power cut may have lost seqs a WMS saw
+        ("crash", False, None),  # kill -9: the page cache kept every write
+        ("clean", True, None),  # everything was synced at close
+    ],
+)
+def test_after_an_unclean_stop_and_a_reboot_the_reserved_block_is_skipped_and_announced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stop: str, reboot: bool, gap: tuple[int, int] | None
+) -> None:
+    path = tmp_path / "outbox.sqlite3"
+    boot_id(monkeypatch, tmp_path, "boot-1")
+    box = Outbox.open(path, OutboxSettings())
+    assert (tmp_path / "outbox.running").read_text() == "boot-1\n"
+    for _ in range(3):
+        box.capture(topic="t", build=payload)
+    if stop == "crash":
+        crash(box)
+        assert (tmp_path / "outbox.running").exists()
+    else:
+        box.close()
+        assert not (tmp_path / "outbox.running").exists()
+    if reboot:
+        boot_id(monkeypatch, tmp_path, "boot-2")
+    with Outbox.open(path, OutboxSettings()) as box:
+        assert box.durable_seq == box.last_seq  # synced at open, gap announcement included
+        nxt = box.capture(topic="t", build=payload).seq
+        announced = box.history(from_seq=4, to_seq=SEQ_BLOCK + 1, limit=10)
+        if gap is None:
+            assert (nxt, announced[0].topic) == (4, "t")
+        else:
+            assert nxt == SEQ_BLOCK + 2
+            (event,) = [e for e in announced if e.topic == "_gaps"]
+            body = json.loads(event.payload)
+            assert (event.seq, body["from_seq"], body["to_seq"]) == (SEQ_BLOCK + 1, *gap)
+            assert "reboot" in body["reason"]
+
+
+def test_outbox_running_is_rebuilt_with_a_deleted_state_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without it, a power cut after the rebuild would look like a clean stop."""
+    import shutil
+
+    boot_id(monkeypatch, tmp_path, "boot-1")
+    state = tmp_path / "state"
+    with Outbox.open(state / "outbox.sqlite3", OutboxSettings()) as box:
+        box.capture(topic="t", build=payload)
+        shutil.rmtree(state)
+        box.capture(topic="t", build=payload)
+        assert (state / "outbox.running").read_text() == "boot-1\n"
+    assert not (state / "outbox.running").exists()

@@ -119,3 +119,42 @@ def test_errors_before_decoding(
     assert list(result.scan.errors[: len(errors)]) == errors
     assert result.scan.raw == raw
     assert result.dedupe_key == dedupe_key
+
+
+
+def test_a_repeat_is_found_on_the_raw_bytes_before_any_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
+    import gatewayd.reads.scan_event as module
+
+    decoded: list[bytes] = []
+    real = module.decode
+
+    def counting(data: bytes, **kwargs: Any) -> Any:
+        decoded.append(data)
+        return real(data, **kwargs)
+
+    monkeypatch.setattr(module, "decode", counting)
+    asked: list[bytes] = []
+
+    def is_repeat(key: bytes) -> bool:
+        asked.append(key)
+        return len(asked) > 1
+
+    def read(data: bytes, errors: tuple[str, ...] = ()) -> ScanEvent | StepCommandRead | None:
+        return scan_event(
+            RawRead(data, device="dock-03-left", at=AT, errors=errors),
+            settings=SETTINGS,
+            station=STATIONS["dock-03"],
+            scanner="dock-03-left",
+            clock_synced=True,
+            step_command=STATIONS.step_command,
+            is_repeat=is_repeat,
+        )
+
+    data = b"]C1010950600013435210ABC123\x1d17271231"
+    first = read(data)
+    assert isinstance(first, ScanEvent) and first.dedupe_key == data
+    assert read(data) is None
+    assert (asked, decoded) == ([data, data], [data])  # the repeat was never decoded
+    # A read with a driver error is never suppressed, so never even asked about.
+    faulty = read(data, errors=("framing: parity error",))
+    assert isinstance(faulty, ScanEvent) and len(asked) == 2

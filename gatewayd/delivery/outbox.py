@@ -52,13 +52,17 @@ from gatewayd.config import OutboxSettings
 from gatewayd.errors import OutboxDamaged, OutboxFull, StateUnavailable, StateUnwritable
 from gatewayd.payloads import gap_payload, json_bytes
 
-__all__ = ["SEQ_BLOCK", "Event", "Gap", "Outbox", "OutboxStats", "Recovery", "SeqMark"]
+__all__ = ["SEQ_BLOCK", "Event", "Gap", "Outbox", "OutboxStats", "Recovery", "SeqMark", "current_boot_id"]
 
 log = logging.getLogger("gatewayd.outbox")
 
 SCHEMA_VERSION = 1
 SEQ_BLOCK = 1000  # seqs reserved per fsync of seq.hwm
 HWM_NAME = "seq.hwm"
+RUNNING_SUFFIX = ".running"  # outbox.running beside outbox.sqlite3, while it is open: holds the boot id
+BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
+# Tests simulate a reboot by pointing this at a file of their own; nothing else should set it.
+BOOT_ID_ENV = "GATEWAYD_BOOT_ID_FILE"
 GAP_TOPIC = "_gaps"  # under P/scans/: a station id starts with a letter or digit, never "_"
 _SQLITE_HEADER = b"SQLite format 3\x00"
 _EXPECTED_TABLES = {"meta", "events"}
@@ -179,12 +183,43 @@ def _now_tag() -> str:
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
 
 
+# SQLite syncs a WAL with fdatasync where there is one (https://sqlite.org/compile.html#have_fdatasync).
+_fdatasync: Callable[[int], None] = getattr(os, "fdatasync", os.fsync)
+
+
+def _write_durably(path: Path, text: str) -> None:
+    """Replace ``path`` atomically (temporary file, fsync, rename, fsync of the directory):
+    after a crash it holds the old or the new text, never a torn one."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.write(fd, text.encode("ascii"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
 def _fsync_dir(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def current_boot_id() -> str | None:
+    """The kernel's id of this boot (changes on every reboot), or ``None`` where there is none.
+
+    A crash without a reboot keeps every write in the page cache; only a reboot (a power
+    cut, a kernel panic) can lose writes that were not fsynced.
+    """
+    path = os.environ.get(BOOT_ID_ENV) or BOOT_ID_PATH
+    try:
+        return Path(path).read_text(encoding="ascii").strip() or None
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def _user() -> str:
@@ -249,15 +284,7 @@ class SeqMark:
         return int(text)
 
     def write(self, value: int) -> None:
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            os.write(fd, f"{value}\n".encode("ascii"))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self.path)
-        _fsync_dir(self.path.parent)
+        _write_durably(self.path, f"{value}\n")
 
 
 GapEvent = Callable[[int, str, Gap, float], tuple[str, bytes]]
@@ -294,6 +321,15 @@ class Outbox:
         # One state directory holds two outboxes (scans, and EPCIS documents): each keeps
         # its own mark; the scan outbox's is seq.hwm.
         self.mark = SeqMark(path.with_name(HWM_NAME if path.name == "outbox.sqlite3" else f"{path.stem}.{HWM_NAME}"))
+        self.running = path.with_suffix(RUNNING_SUFFIX)  # one per database: epcis.sqlite3 has its own
+        # synchronous = "full": every commit is made durable by an fsync of the WAL that
+        # runs beside the publish (:meth:`sync`), not inside the commit. See the README,
+        # "Delivery and durability".
+        self.deferred_sync = settings.synchronous == "full" and not inspect
+        self.on_write: Callable[[], None] | None = None  # told of each commit to make durable
+        self._durable = 0  # every seq up to this is on disk
+        self._generation = 0  # +1 per connection: a sync of an older WAL proves nothing now
+        self._running_written = False
         self.recoveries: list[Recovery] = []
         self._reserved = 0  # seqs up to this are reserved in seq.hwm
         self._ident: tuple[int, int] | None = None  # (st_dev, st_ino) of the open file
@@ -376,6 +412,53 @@ class Outbox:
             self._recovered(problem, kept, salvage, known_next=max(reserved or 0, last_known) + 1)
         if self._next_seq > 1:
             self._reserve(self._next_seq - 1)  # a database from before seq.hwm existed
+        self._after_unclean_stop()
+        # What a previous run left in the page cache (a kill -9) is made durable before
+        # anything is published from it.
+        self.sync()
+        self._durable = self.last_seq
+
+    def _after_unclean_stop(self) -> None:
+        """Skip the reserved seqs if the last run stopped uncleanly and the machine rebooted.
+
+        Reads are published before their fsync completes, so a power cut can lose a row
+        whose seq a subscriber already saw; starting at the last row left would hand that
+        seq to another read. Every seq used was reserved in ``seq.hwm`` (fsynced before
+        use), so after an unclean stop followed by a reboot the outbox starts above the
+        reserved block and announces the skipped seqs as a gap (void: none of them will
+        ever be delivered). A crash without a reboot loses nothing the kernel was given,
+        so it skips nothing.
+        """
+        boot = current_boot_id()
+        try:
+            previous: str | None = self.running.read_text(encoding="ascii").strip()
+        except FileNotFoundError:
+            previous = None  # the last run stopped cleanly, or this is the first
+        except (OSError, UnicodeDecodeError):
+            previous = ""  # unreadable: assume the worst
+        last = self.last_seq
+        if previous is not None and previous != boot and self._reserved > last:
+            gap = Gap(
+                last + 1,
+                self._reserved,
+                "seqs reserved before an unclean stop and a reboot (power loss?): any of them "
+                "published before the loss is void, none will be delivered",
+            )
+            log.warning(
+                "outbox: the last run stopped uncleanly and the machine rebooted since; seq %d..%d "
+                "announced as a gap, capture goes on at seq %d",
+                gap.from_seq,
+                gap.to_seq,
+                gap.to_seq + 2,
+            )
+            self._next_seq = self._reserved + 1
+            if self.gap_event is not None:  # None: what it holds can be made again, no one to tell
+                self._capture_gap(gap)
+        try:
+            _write_durably(self.running, f"{boot or 'unknown'}\n")
+        except OSError as exc:
+            raise unwritable(self.path.parent, exc) from None
+        self._running_written = True
 
     def _connect(self) -> None:
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -385,13 +468,20 @@ class Outbox:
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
                 db.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
-            db.execute(f"PRAGMA synchronous={self.settings.synchronous.upper()}")
+            # Deferred: a commit goes to the WAL (and the page cache, which a kill -9 keeps)
+            # without waiting; :meth:`sync` makes it durable. NORMAL still fsyncs around
+            # every checkpoint, so the file stays consistent across a power cut
+            # (https://sqlite.org/pragma.html#pragma_synchronous).
+            sync = "NORMAL" if self.deferred_sync else self.settings.synchronous.upper()
+            db.execute(f"PRAGMA synchronous={sync}")
             if not self.inspect:
                 db.executescript(_SCHEMA)
         except BaseException:
             db.close()
             raise
         self._db = db
+        self._generation += 1
+        self._durable = 0  # a fresh file (a recovery) is durable once a sync covers it
         # Kept open for the header check: closing any descriptor of the database file
         # would drop this process's POSIX locks on it, SQLite's included
         # (https://sqlite.org/howtocorrupt.html#_posix_advisory_locks_canceled_by_a_separate_thread_doing_close_),
@@ -422,6 +512,23 @@ class Outbox:
         self._retained = db.execute("SELECT count(*) FROM events").fetchone()[0]
 
     def close(self) -> None:
+        """Close for good: everything is synced, and ``outbox.running`` removed to say so."""
+        clean = self._db is not None and self._running_written
+        if clean:
+            try:
+                self.sync()
+            except OSError as exc:
+                clean = False
+                log.error("outbox: cannot sync %s-wal at close (%s)", self.path, exc)
+        self._disconnect()
+        if clean:
+            self._running_written = False
+            with contextlib.suppress(FileNotFoundError):
+                self.running.unlink()
+            with contextlib.suppress(OSError):
+                _fsync_dir(self.path.parent)
+
+    def _disconnect(self) -> None:
         if self._db is not None:
             with contextlib.suppress(sqlite3.Error):
                 self._db.close()
@@ -474,7 +581,7 @@ class Outbox:
         try:
             self._open()
         except (StateUnwritable, StateUnavailable) as exc:
-            self.close()
+            self._disconnect()  # still running: outbox.running stays
             # Like a full disk to the callers: the read is refused, marks wait.
             raise sqlite3.OperationalError(f"the outbox {self.path} is being recovered after a failure: {exc}") from exc
         self._broken = False
@@ -491,7 +598,7 @@ class Outbox:
 
     def _give_up(self, problem: str) -> None:
         # Whatever state the files are in, the next check (every capture) starts over.
-        self.close()
+        self._disconnect()  # not close(): the gateway runs on, outbox.running stays
         self._broken = True
         log.error("outbox: recovery failed (%s); every capture retries it", problem)
 
@@ -513,7 +620,7 @@ class Outbox:
         except sqlite3.Error as exc:
             salvage = _salvage_connection(self.db, upper=known_next - 1)
             salvage.error = salvage.error or f"copy failed: {exc}"
-        self.close()
+        self._disconnect()
         # Our -wal and -shm may still be at the path (only the main file was deleted):
         # a fresh database must not pick up the old one's WAL.
         for suffix in ("-wal", "-shm"):
@@ -531,13 +638,15 @@ class Outbox:
 
     def _recover_damaged_now(self, problem: str) -> Recovery:
         known_next = self._next_seq
-        self.close()
+        self._disconnect()
         salvage = _salvage(self.path, upper=max(self._reserved, known_next - 1))
         kept = self._set_aside("damaged")
         return self._restart(problem, kept, salvage, known_next)
 
     def _restart(self, problem: str, kept: tuple[Path, ...], salvage: _Salvage, known_next: int) -> Recovery:
         self.mark.write(max(self._reserved, known_next - 1))  # it may have gone with the directory
+        if self._running_written and not self.running.exists():  # and outbox.running with it
+            _write_durably(self.running, f"{current_boot_id() or 'unknown'}\n")
         self._connect()
         self._restore(salvage)
         self._next_seq = 1
@@ -660,6 +769,45 @@ class Outbox:
     def set_meta(self, key: str, value: str) -> None:
         with self._tx():
             self._set_meta(key, value)
+        if self.on_write is not None:
+            self.on_write()
+
+    # -- durability ------------------------------------------------------------------
+
+    @property
+    def durable_seq(self) -> int:
+        """Every event up to this seq is on disk (fsynced): it survives a power cut."""
+        return self._durable if self.deferred_sync else self.last_seq
+
+    def sync_point(self) -> tuple[int, int]:
+        """What a :meth:`sync` started now makes durable; give it back to :meth:`synced`."""
+        return self.last_seq, self._generation
+
+    def sync(self) -> None:
+        """fsync the WAL: every commit made before the call is on disk when it returns.
+
+        No SQLite call, so it may run in a worker thread while the loop commits more
+        (Linux fsync covers the whole file, whatever descriptor it is called on). A
+        checkpoint copies the WAL into the database file only after syncing it, and
+        syncs the database file before the WAL is reused: committed rows are in one or
+        the other, durably.
+        """
+        if not self.deferred_sync:
+            return
+        try:
+            fd = os.open(f"{self.path}-wal", os.O_RDONLY)
+        except FileNotFoundError:
+            return  # no WAL: the last checkpoint put everything in the synced database file
+        try:
+            _fdatasync(fd)
+        finally:
+            os.close(fd)
+
+    def synced(self, point: tuple[int, int]) -> None:
+        """A :meth:`sync` started at ``point`` completed."""
+        seq, generation = point
+        if generation == self._generation and seq > self._durable:
+            self._durable = seq
 
 
     # -- capture ---------------------------------------------------------------------
@@ -722,6 +870,8 @@ class Outbox:
         self._retained += 1
         self._depth += 1
         self._depth_bytes += len(payload)
+        if self.on_write is not None:
+            self.on_write()
 
     def capture_many(
         self, items: Sequence[tuple[str, str, bytes]], *, meta: Mapping[str, str], at: float | None = None
@@ -768,6 +918,8 @@ class Outbox:
         self._retained += len(events)
         self._depth += len(events)
         self._depth_bytes += sum(len(e.payload) for e in events)
+        if events and self.on_write is not None:
+            self.on_write()
         return events
 
     # -- delivery --------------------------------------------------------------------
@@ -809,18 +961,9 @@ class Outbox:
         if not batch:
             return 0
         now = time.time() if at is None else at
-        changed = 0
-        freed = 0
         # A delivery mark lost with power only means a redelivery (same event_id and seq),
-        # so marks skip the fsync; the next capture's FULL commit makes them durable too.
-        relaxed = self.settings.synchronous == "full"
-        if relaxed:
-            self.db.execute("PRAGMA synchronous=NORMAL")
-        try:
-            changed, freed = self._mark(batch, now)
-        finally:
-            if relaxed:
-                self.db.execute("PRAGMA synchronous=FULL")
+        # so marks wait for no fsync of their own; the next sync makes them durable too.
+        changed, freed = self._mark(batch, now)
         self._depth -= changed
         self._depth_bytes -= freed
         return changed

@@ -2,9 +2,14 @@
 
 It hands at most ``outbox.inflight`` unacknowledged events to the MQTT link at a time, so
 status and command responses are never queued behind a backlog of thousands, and paces a
-backlog with a token bucket (``outbox.drain_rate`` events per second). Events are marked
-delivered only when their PUBACK arrives; the marks are written in small batches, which
-is safe because a lost mark only means a redelivery with the same ``event_id`` and ``seq``.
+backlog with a token bucket (``outbox.drain_rate`` events per second).
+
+A captured event is handed to the link at once, while ``gatewayd[outbox].fsync`` makes it
+durable (:meth:`Outbox.sync`, in a worker thread, one fsync for every commit made since
+the last one): the fsync and the network round trip overlap instead of adding up. An
+event is marked delivered only when its PUBACK has arrived **and** it is durable; the
+marks are written in small batches, which is safe because a lost mark only means a
+redelivery with the same ``event_id`` and ``seq``.
 """
 
 from __future__ import annotations
@@ -68,14 +73,17 @@ class Publisher:
         settings: OutboxSettings,
         on_delivered: Callable[[], None] = lambda: None,
         on_latency: Callable[[float], None] = lambda seconds: None,
+        on_synced: Callable[[int], None] | None = None,
     ) -> None:
         self.on_delivered = on_delivered
         self.on_latency = on_latency  # capture -> PUBACK, in seconds, per acknowledged event
+        self.on_synced = on_synced  # told the durable seq after each completed sync
         self.link = link
         self.outbox = outbox
         self.settings = settings
         self.bucket = TokenBucket(rate=settings.drain_rate, burst=max(settings.drain_rate / 10, settings.inflight))
         self._wake = asyncio.Event()
+        self._dirty = asyncio.Event()  # commits not yet synced
         self._inflight: dict[int, int] = {}  # paho mid -> seq
         self._captured_at: dict[int, float] = {}  # paho mid -> capture time (wall clock)
         self._acked: list[int] = []
@@ -90,10 +98,13 @@ class Publisher:
     async def __aenter__(self) -> Self:
         first = self.outbox.first_undelivered_seq()
         self._cursor = (first - 1) if first is not None else self.outbox.last_seq
+        self.outbox.on_write = self._dirty.set
         self._tasks = [
             asyncio.create_task(self._drain(), name="gatewayd[outbox].drain"),
             asyncio.create_task(self._flush_acks(), name="gatewayd[outbox].acks"),
         ]
+        if self.outbox.deferred_sync:
+            self._tasks.append(asyncio.create_task(self._sync(), name="gatewayd[outbox].fsync"))
         return self
 
     async def __aexit__(
@@ -107,6 +118,13 @@ class Publisher:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        self.outbox.on_write = None
+        try:
+            point = self.outbox.sync_point()
+            self.outbox.sync()
+            self.outbox.synced(point)
+        except OSError as error:
+            log.error("outbox: cannot sync %s-wal: %s", self.outbox.path, error)
         self._write_acks()
 
     def wake(self) -> None:
@@ -170,7 +188,12 @@ class Publisher:
     def _write_acks(self) -> None:
         if not self._acked:
             return
-        acked, self._acked = self._acked, []
+        durable = self.outbox.durable_seq
+        acked = [seq for seq in self._acked if seq <= durable]
+        if not acked:
+            return
+        # Acknowledged but not yet durable: marked after the sync that covers them.
+        self._acked = [seq for seq in self._acked if seq > durable]
         try:
             self.outbox.mark_delivered(acked)
         except sqlite3.Error as exc:
@@ -185,6 +208,24 @@ class Publisher:
             log.warning("outbox: delivery marks recorded again")
             self._marks_failing = False
         self.on_delivered()
+
+    async def _sync(self) -> None:
+        while True:
+            await self._dirty.wait()
+            self._dirty.clear()
+            point = self.outbox.sync_point()
+            try:
+                await asyncio.to_thread(self.outbox.sync)
+            except OSError as exc:
+                # The rows stay committed (a kill -9 keeps them); only power loss could
+                # take them before a sync succeeds. Their marks wait for it.
+                log.error("outbox: cannot sync %s-wal, will retry: %s", self.outbox.path, exc)
+                self._dirty.set()
+                await asyncio.sleep(1.0)
+                continue
+            self.outbox.synced(point)
+            if self.on_synced is not None:
+                self.on_synced(self.outbox.durable_seq)
 
     async def _flush_acks(self) -> None:
         while True:

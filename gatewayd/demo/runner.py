@@ -256,11 +256,16 @@ async def _demo(args: argparse.Namespace, out: Path, broker: LocalBroker) -> int
             await _until(lambda: view.ready.is_set() and gw.link is not None and gw.link.subscribed, runner)
             if gw.http_port is not None:
                 base = f"http://127.0.0.1:{gw.http_port}"
-                print(
-                    f"gatewayd demo: station page {base}/stations/dock-03 (all stations: {base}/ ; "
-                    f"metrics: {base}/metrics)",
-                    flush=True,
-                )
+                try:
+                    print(
+                        f"gatewayd demo: station page {base}/stations/dock-03 (all stations: {base}/ ; "
+                        f"metrics: {base}/metrics)",
+                        flush=True,
+                    )
+                except BrokenPipeError:
+                    # Nobody reads any more (`gatewayd demo | head`): stop in order, like the
+                    # view does, rather than cancel the gateway mid-start.
+                    stop.set()
             view.request(
                 "print",
                 {

@@ -16,15 +16,17 @@
 4. **Tag** with the gateway, site, station, step, read point, scanner, time and clock state.
 
 It is pure: no outbox, no MQTT, no state changes. Deduplication (the station's repeat
-window) is stateful and stays with the caller, which gets :attr:`ScanEvent.dedupe_key`; the
-sequence number and event id are assigned by the outbox, so :meth:`ScanEvent.body` takes them.
+window) is stateful and stays with the caller, which gets :attr:`ScanEvent.dedupe_key`, or
+passes ``is_repeat``: then a repeat is found on the raw bytes, before the decode it would
+waste, and ``None`` is returned. The sequence number and event id are assigned by the
+outbox, so :meth:`ScanEvent.body` takes them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 from gatewayd.clock import rfc3339
 from gatewayd.config import Settings, Step, VendorPrefix
@@ -78,6 +80,7 @@ class ScanEvent:
         return body
 
 
+@overload
 def scan_event(
     read: RawRead,
     *,
@@ -88,12 +91,43 @@ def scan_event(
     step_command: StepCommandParser,
     options: DecodeOptions | None = None,
     prefix: VendorPrefix = "aim",
-) -> ScanEvent | StepCommandRead:
+    is_repeat: None = None,
+) -> ScanEvent | StepCommandRead: ...
+
+
+@overload
+def scan_event(
+    read: RawRead,
+    *,
+    settings: Settings,
+    station: StationState,
+    scanner: str,
+    clock_synced: bool,
+    step_command: StepCommandParser,
+    options: DecodeOptions | None = None,
+    prefix: VendorPrefix = "aim",
+    is_repeat: Callable[[bytes], bool],
+) -> ScanEvent | StepCommandRead | None: ...
+
+
+def scan_event(
+    read: RawRead,
+    *,
+    settings: Settings,
+    station: StationState,
+    scanner: str,
+    clock_synced: bool,
+    step_command: StepCommandParser,
+    options: DecodeOptions | None = None,
+    prefix: VendorPrefix = "aim",
+    is_repeat: Callable[[bytes], bool] | None = None,
+) -> ScanEvent | StepCommandRead | None:
     """The scan event of one read at ``station`` (its current state), or the step command it is.
 
     ``options`` are the decoding options built from ``settings.decode`` (pass them to build
     them once, not per read); ``prefix`` is the scanner's (:func:`gatewayd.reads.vendor_ids.prefix_of`).
-    Never raises for any read: see the module docstring.
+    ``is_repeat(dedupe_key)`` (the station's repeat window) is asked before the decode;
+    ``None`` means the read was a repeat. Never raises for any read: see the module docstring.
     """
     data = read.data
     errors = list(read.errors)
@@ -105,6 +139,8 @@ def scan_event(
             errors.append(command.error)
     # A read with errors is never suppressed as a repeat: every faulty read is seen.
     dedupe_key = None if errors else data
+    if dedupe_key is not None and is_repeat is not None and is_repeat(dedupe_key):
+        return None
     limit = settings.decode.max_read_bytes
     if len(data) > limit:
         errors.append(f"read of {len(data)} bytes cut to the first {limit}")
