@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from types import TracebackType
 from typing import Self
 
-from gatewayd_drivers.base import RawRead
+from gatewayd_drivers.base import RawRead, ReadHandler
 from gatewayd_drivers.capture import Capture, OpenedStream
 from gatewayd_drivers.framing import Framer, ReadQueue, read_frames
 
@@ -65,6 +65,13 @@ class BackgroundScanner:
         if self._queue is None:
             raise RuntimeError(f"{self.kind} {self.id}: use 'async with' before reads()")
         return self._queue.reads()
+
+    async def deliver(self, handle: ReadHandler) -> None:
+        """Call ``handle(read)`` for every read as the driver takes it, until the scanner is
+        closed (:meth:`ReadQueue.deliver`)."""
+        if self._queue is None:
+            raise RuntimeError(f"{self.kind} {self.id}: use 'async with' before deliver()")
+        await self._queue.deliver(handle)
 
     def _on_task_done(self, task: asyncio.Task[None]) -> None:
         if self._queue is not None and not task.cancelled():

@@ -20,6 +20,7 @@ __all__ = [
     "DriverError",
     "PrinterTransport",
     "RawRead",
+    "ReadHandler",
     "Scanner",
     "StateListener",
     "ignore_state",
@@ -66,9 +67,16 @@ class RawRead:
     errors: tuple[str, ...] = ()
 
 
+ReadHandler = Callable[[RawRead], None]
+"""Takes one read as it comes (:meth:`Scanner.deliver`). It runs on the driver's turn of the
+event loop, so it must not block, and it must not raise."""
+
+
 @runtime_checkable
+
 class Scanner(Protocol):
-    """``async with scanner:`` then ``async for read in scanner.reads():``.
+    """``async with scanner:`` then ``async for read in scanner.reads():``, or
+    ``await scanner.deliver(handle)``.
 
     ``reads()`` runs until the scanner is closed. A scanner that loses its device reports
     ``disconnected`` through its state listener and reopens it by itself with a capped,
@@ -87,6 +95,11 @@ class Scanner(Protocol):
     ) -> None: ...
 
     def reads(self) -> AsyncIterator[RawRead]: ...
+
+    async def deliver(self, handle: ReadHandler) -> None:
+        """Like ``reads()``, but calls ``handle(read)`` as each read comes, from the driver's
+        own turn of the event loop: no task switch between the device and the consumer."""
+        ...
 
 
 @runtime_checkable

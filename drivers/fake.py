@@ -8,7 +8,14 @@ from collections.abc import AsyncIterator, Callable
 from types import TracebackType
 from typing import Self
 
-from gatewayd_drivers.base import DeviceState, DeviceUnavailable, RawRead, StateListener, ignore_state
+from gatewayd_drivers.base import (
+    DeviceState,
+    DeviceUnavailable,
+    RawRead,
+    ReadHandler,
+    StateListener,
+    ignore_state,
+)
 from gatewayd_drivers.framing import ReadQueue
 
 __all__ = ["FakeScanner", "RecordingTransport"]
@@ -55,6 +62,9 @@ class FakeScanner:
 
     def reads(self) -> AsyncIterator[RawRead]:
         return self._queue.reads()
+
+    async def deliver(self, handle: ReadHandler) -> None:
+        await self._queue.deliver(handle)
 
     def push_nowait(
         self, data: bytes, symbology: str | None = None, *, errors: tuple[str, ...] = ()

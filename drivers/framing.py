@@ -29,7 +29,7 @@ import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
-from gatewayd_drivers.base import DeviceState, RawRead, StateListener
+from gatewayd_drivers.base import DeviceState, RawRead, ReadHandler, StateListener
 
 __all__ = [
     "ETX",
@@ -314,17 +314,22 @@ class _End:
 
 
 class ReadQueue:
-    """Hands reads from a driver's background task to ``reads()``, in order.
+    """Hands reads from a driver to its consumer, in order.
+
+    Two ways to consume: ``async for read in reads()``, or ``await deliver(handle)``, which
+    calls ``handle(read)`` inside :meth:`put` itself, on the driver's own turn of the event
+    loop: no task switch between the port and the consumer (the read path's latency).
 
     Unbounded on purpose: a read is never dropped because the consumer was slow; every
-    read is bounded in size by the framer's ``max_length``. ``close()`` lets ``reads()``
-    deliver what is queued and then end (or raise ``error``, when the driver failed).
+    read is bounded in size by the framer's ``max_length``. ``close()`` lets the consumer
+    take what is queued and then end (or raise ``error``, when the driver failed).
     """
 
     def __init__(self) -> None:
         self._queue: asyncio.Queue[RawRead | _End] = asyncio.Queue()
         self._closed = False
         self._drained = asyncio.Event()
+        self._handle: ReadHandler | None = None
 
     @property
     def closed(self) -> bool:
@@ -333,7 +338,10 @@ class ReadQueue:
     def put(self, read: RawRead) -> None:
         if self._closed:
             raise RuntimeError(f"read from {read.device} queued after the scanner was closed")
-        self._queue.put_nowait(read)
+        if self._handle is None or self._queue.qsize():
+            self._queue.put_nowait(read)
+        else:
+            _hand(self._handle, read)
 
     def close(self, error: BaseException | None = None) -> None:
         if not self._closed:
@@ -361,6 +369,39 @@ class ReadQueue:
                     raise item.error
                 return
             yield item
+
+    async def deliver(self, handle: ReadHandler) -> None:
+        """Call ``handle(read)`` for every read, in order, until the queue is closed; then
+        return, or raise the driver's error. Reads queued before are handed over first; from
+        then on :meth:`put` calls ``handle`` directly. ``handle`` must not raise: what it
+        raises is logged, and the driver goes on."""
+        if self._handle is not None:
+            raise RuntimeError("reads are already being delivered")
+        try:
+            while True:
+                while self._queue.qsize():
+                    item = self._queue.get_nowait()
+                    if isinstance(item, _End):
+                        self._queue.put_nowait(item)  # let every other reader end too
+                        if item.error is not None:
+                            raise item.error
+                        return
+                    _hand(handle, item)
+                self._drained.set()
+                self._handle = handle
+                # Reads go straight to handle now; only the end comes through the queue.
+                await self._queue.put(await self._queue.get())
+                self._handle = None
+        finally:
+            self._handle = None
+
+
+def _hand(handle: ReadHandler, read: RawRead) -> None:
+    try:
+        handle(read)
+    except Exception:
+        # The consumer's bug, not the driver's: the driver goes on reading.
+        _log.exception("scanner %s: the read handler failed on %r", read.device, read.data)
 
 
 class StateReporter:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import json
 import logging
 import os
@@ -660,14 +661,8 @@ class Gateway:
                 scanner = self._scanner(sc)
                 self._scanners[sc.id] = scanner
                 async with scanner:
-                    async for read in scanner.reads():
-                        backoff.reset()
-                        try:
-                            self.handle_read(sc, read)
-                        except Exception:
-                            # A bug must not cost the read silently, nor stop the scanner.
-                            self._refused(sc, read, "internal error")
-                            log.exception("REFUSED read from %s (internal error): raw=%r", sc.id, read.data)
+                    # Each read is handled on the driver's own turn of the loop, as it comes.
+                    await scanner.deliver(functools.partial(self._take_read, sc, backoff))
                 return  # a scanner whose reads end (a replay file) is done
             except asyncio.CancelledError:
                 raise
@@ -678,6 +673,15 @@ class Gateway:
                 log.exception("scanner %s: unexpected error", sc.id)
                 self.device_state(sc.id, DeviceState.ERROR, f"internal error: {exc!r}")
             await asyncio.sleep(backoff.next_delay())
+
+    def _take_read(self, sc: ScannerSettings, backoff: Backoff, read: RawRead) -> None:
+        backoff.reset()
+        try:
+            self.handle_read(sc, read)
+        except Exception:
+            # A bug must not cost the read silently, nor stop the scanner.
+            self._refused(sc, read, "internal error")
+            log.exception("REFUSED read from %s (internal error): raw=%r", sc.id, read.data)
 
     def handle_read(self, sc: ScannerSettings, read: RawRead) -> None:
         """Decode, dedupe, tag and capture one read. Runs on the loop thread."""

@@ -238,6 +238,48 @@ async def test_read_queue_delivers_queued_reads_then_ends() -> None:
         queue.put(RawRead(b"3", device="d"))
 
 
+async def test_read_queue_deliver_hands_queued_reads_first_then_each_read_inside_put(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from gatewayd_drivers.base import RawRead
+
+    queue = ReadQueue()
+    queue.put(RawRead(b"1", device="d"))
+    queue.put(RawRead(b"2", device="d"))
+    got: list[bytes] = []
+
+    def handle(read: RawRead) -> None:
+        if read.data == b"BUG":
+            raise ValueError("handler bug")
+        got.append(read.data)
+
+    delivering = asyncio.create_task(queue.deliver(handle))
+    await asyncio.sleep(0)  # one turn: the queued reads are handed over, then it waits
+    assert got == [b"1", b"2"]
+    queue.put(RawRead(b"3", device="d"))
+    assert got == [b"1", b"2", b"3"]  # inside put itself: no task switch
+    with pytest.raises(RuntimeError, match="already being delivered"):
+        await queue.deliver(handle)
+    queue.put(RawRead(b"BUG", device="d"))  # the consumer's bug reaches neither the driver...
+    queue.put(RawRead(b"4", device="d"))  # ...nor costs the reads after it
+    assert got == [b"1", b"2", b"3", b"4"]
+    assert "the read handler failed on b'BUG'" in caplog.text
+    queue.close()
+    await asyncio.wait_for(delivering, 5)  # ends with the queue
+
+
+async def test_read_queue_deliver_raises_the_drivers_error_after_the_reads_before_it() -> None:
+    from gatewayd_drivers.base import RawRead
+
+    queue = ReadQueue()
+    got: list[bytes] = []
+    queue.put(RawRead(b"1", device="d"))
+    queue.close(OSError("port gone"))
+    with pytest.raises(OSError, match="port gone"):
+        await asyncio.wait_for(queue.deliver(lambda read: got.append(read.data)), 5)
+    assert got == [b"1"]
+
+
 def test_state_reporter_reports_changes_only_and_survives_a_failing_listener() -> None:
     seen: list[tuple[str, DeviceState, str]] = []
 

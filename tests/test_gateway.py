@@ -34,6 +34,10 @@ class QueueScanner:
             data = await self.queue.get()
             yield RawRead(data=data, device=self.id)
 
+    async def deliver(self, handle: Any) -> None:
+        async for read in self.reads():
+            handle(read)
+
 
 def settings_for(broker: LocalBroker, tmp_path: Path, **outbox: Any) -> Any:
     return parse(

@@ -861,11 +861,12 @@ class Outbox:
 
     def _insert(self, seq: int, event_id: str, topic: str, payload: bytes, now: float) -> None:
         self._reserve(seq)
-        with self._tx() as db:
-            db.execute(
-                "INSERT INTO events (seq, event_id, topic, payload, captured_at) VALUES (?, ?, ?, ?, ?)",
-                (seq, event_id, topic, payload, now),
-            )
+        # One statement is its own transaction (the connection autocommits): the same
+        # commit as BEGIN ... COMMIT, in one call into SQLite instead of three.
+        self.db.execute(
+            "INSERT INTO events (seq, event_id, topic, payload, captured_at) VALUES (?, ?, ?, ?, ?)",
+            (seq, event_id, topic, payload, now),
+        )
         self._next_seq = seq + 1
         self._retained += 1
         self._depth += 1

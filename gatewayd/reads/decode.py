@@ -65,6 +65,7 @@ from __future__ import annotations
 import calendar
 import dataclasses
 import datetime as dt
+import functools
 import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -388,8 +389,14 @@ def _element_string(raw: str, sym: str | None, message: str, errors: list[str]) 
     return _build(raw, sym, "gs1", elements, [*errors, *problems])
 
 
-def _value_problems(code: str, value: str, *, today: dt.date) -> list[str]:
-    """What is wrong with one AI value: format, characters, check digit, date."""
+@functools.lru_cache(maxsize=2048)
+def _value_problems(code: str, value: str, *, today: dt.date) -> tuple[str, ...]:
+    """What is wrong with one AI value: format, characters, check digit, date. Cached: at a
+    dock the same GTIN, lot and expiry come again and again, on a different serial."""
+    return tuple(_check_value(code, value, today=today))
+
+
+def _check_value(code: str, value: str, *, today: dt.date) -> list[str]:
     ai = application_identifier(code)
     if ai is None or ai.ai != code:
         return [f"unknown GS1 AI {code!r}"]
