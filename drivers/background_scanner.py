@@ -12,7 +12,7 @@ from typing import Self
 
 from gatewayd_drivers.base import RawRead, ReadHandler
 from gatewayd_drivers.capture import Capture, OpenedStream
-from gatewayd_drivers.framing import Framer, ReadQueue, read_frames
+from gatewayd_drivers.framing import Frame, Framer, FrameReceiver, ReadQueue, read_frames
 
 __all__ = ["BackgroundScanner", "FramedScanner"]
 
@@ -122,15 +122,34 @@ class FramedScanner(BackgroundScanner):
     def _new_framer(self) -> Framer:
         return Framer(terminator=self.terminator, stx_etx=self.stx_etx, max_length=self.max_length)
 
+    def _receiver(self) -> FrameReceiver:
+        """A fresh receiver for one stream (nothing of an old one leaks in) that queues its
+        reads as the bytes arrive: give it to a :class:`FramingProtocol`, then
+        :meth:`_deliver_received`."""
+        return FrameReceiver(self._new_framer(), self._put_frame, char_timeout=self.char_timeout)
+
+    def _put_frame(self, frame: Frame) -> None:
+        assert self._queue is not None
+        self._queue.put(
+            RawRead(frame.data, device=self.id, at=time.time(), monotonic=time.monotonic(), errors=frame.errors)
+        )
+
+    async def _deliver_received(self, reader: asyncio.StreamReader, receiver: FrameReceiver) -> None:
+        """Wait until a :class:`FramingProtocol` stream ends while its receiver queues the
+        reads; an ``OSError`` reaches the caller, after the partial read it cut off was
+        delivered."""
+        try:
+            await reader.read(1)  # every byte goes to the receiver: only the end comes here
+        finally:
+            receiver.close()
+
     async def _deliver(self, reader: asyncio.StreamReader) -> None:
         """Queue the reads of one stream until it ends; an ``OSError`` reaches the caller,
         after the partial read it cut off was delivered."""
         assert self._queue is not None
         framer = self._new_framer()  # a fresh one per stream: nothing of an old one leaks in
         async for frame in read_frames(lambda: reader.read(READ_SIZE), framer, char_timeout=self.char_timeout):
-            self._queue.put(
-                RawRead(frame.data, device=self.id, at=time.time(), monotonic=time.monotonic(), errors=frame.errors)
-            )
+            self._put_frame(frame)
 
     @staticmethod
     def _raw_stream(

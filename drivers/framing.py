@@ -16,9 +16,10 @@ a row, the LF of a CRLF line end when the terminator is CR, and in STX/ETX mode 
 a scanner sends after ETX.
 
 Also here, because every stream scanner needs them: :func:`read_frames` (drive a framer from
-an async ``read()`` with the inter-character timeout), :class:`ReadQueue` (hands reads from
-a driver's background task to ``reads()`` and ends it on close) and :class:`StateReporter`
-(tells the state listener about changes only).
+an async ``read()`` with the inter-character timeout), :class:`FrameReceiver` and
+:class:`FramingProtocol` (the same, from the transport's ``data_received``, with no task in
+between), :class:`ReadQueue` (hands reads from a driver to ``reads()`` or ``deliver()`` and
+ends it on close) and :class:`StateReporter` (tells the state listener about changes only).
 """
 
 from __future__ import annotations
@@ -35,7 +36,9 @@ __all__ = [
     "ETX",
     "STX",
     "Frame",
+    "FrameReceiver",
     "Framer",
+    "FramingProtocol",
     "ReadQueue",
     "StateReporter",
     "describe_os_error",
@@ -290,6 +293,57 @@ async def read_frames(
             return
         for frame in framer.feed(chunk):
             yield frame
+
+
+class FrameReceiver:
+    """Cuts a stream into frames as its bytes arrive, called from the transport's
+    ``data_received`` (:class:`FramingProtocol`): the frames :func:`read_frames` yields, with
+    no task between the port and ``on_frame``.
+
+    While part of a read is buffered and ``char_timeout`` seconds pass without a byte, the
+    partial read is flushed (marked). :meth:`close` (the stream ended or failed) flushes it
+    too, so an unplug mid-read loses nothing.
+    """
+
+    def __init__(self, framer: Framer, on_frame: Callable[[Frame], None], *, char_timeout: float | None) -> None:
+        self._framer = framer
+        self._on_frame = on_frame
+        self._char_timeout = char_timeout
+        self._timer: asyncio.TimerHandle | None = None
+
+    def feed(self, data: bytes) -> None:
+        for frame in self._framer.feed(data):
+            self._on_frame(frame)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._char_timeout is not None and self._framer.pending:
+            self._timer = asyncio.get_running_loop().call_later(self._char_timeout, self._flush)
+
+    def _flush(self) -> None:
+        self._timer = None
+        frame = self._framer.flush()
+        if frame is not None:
+            self._on_frame(frame)
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._flush()
+
+
+class FramingProtocol(asyncio.StreamReaderProtocol):
+    """A stream protocol that hands the bytes to a :class:`FrameReceiver` as they arrive,
+    instead of buffering them in its reader. The end of the stream and its errors still
+    reach the reader, so ``await reader.read(1)`` returns ``b""`` at the end, or raises
+    the error, and a :class:`asyncio.StreamWriter` works on it as on any stream."""
+
+    def __init__(self, reader: asyncio.StreamReader, receiver: FrameReceiver) -> None:
+        super().__init__(reader)
+        self.receiver = receiver
+
+    def data_received(self, data: bytes) -> None:
+        self.receiver.feed(data)
 
 
 def describe_os_error(exc: BaseException) -> str:

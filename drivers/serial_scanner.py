@@ -1,7 +1,9 @@
 """Serial scanners: RS-232, and USB scanners in CDC-ACM / USB-serial mode (``/dev/ttyACM0``).
 
 The port is read through pyserial-asyncio-fast and cut into reads by a
-:class:`~drivers.framing.Framer` (terminator or STX/ETX, as the scanner's suffix is set).
+:class:`~drivers.framing.Framer` (terminator or STX/ETX, as the scanner's suffix is set),
+from the transport's own callback (:class:`~drivers.framing.FramingProtocol`): a read
+reaches the daemon on the loop turn its last byte arrived in.
 An unplugged cable shows up as a read error or end of stream on the port; the scanner then
 reports ``disconnected`` (with the reason in plain words), reopens the port with a capped,
 jittered backoff, reports ``connected`` and goes on delivering reads through the same
@@ -23,7 +25,7 @@ from gatewayd_drivers.background_scanner import FramedScanner
 from gatewayd_drivers.backoff import Backoff
 from gatewayd_drivers.base import DeviceState, DeviceUnavailable, StateListener, ignore_state
 from gatewayd_drivers.capture import BUSY_HINT, Capture, RawStream
-from gatewayd_drivers.framing import StateReporter, describe_os_error
+from gatewayd_drivers.framing import FrameReceiver, FramingProtocol, StateReporter, describe_os_error
 
 __all__ = ["SerialScanner"]
 
@@ -103,8 +105,9 @@ class SerialScanner(FramedScanner):
 
     async def _run(self) -> None:
         while True:
+            receiver = self._receiver()
             try:
-                reader, writer = await self._open()
+                reader, writer = await self._open(receiver)
             except (OSError, ValueError) as exc:
                 # SerialException is an OSError; ValueError is pyserial's "not a port".
                 self._report(DeviceState.DISCONNECTED,
@@ -116,7 +119,7 @@ class SerialScanner(FramedScanner):
             self._report(DeviceState.CONNECTED, f"{self.port}: open")
             self._link_opened(writer)
             try:
-                detail = await self._read_port(reader)
+                detail = await self._read_port(reader, receiver)
             finally:
                 self._link_closed(writer)
                 await self._close_port(writer)
@@ -124,17 +127,31 @@ class SerialScanner(FramedScanner):
             self._report(DeviceState.DISCONNECTED, detail)
             await asyncio.sleep(self._backoff.next_delay())
 
-    async def _open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    async def _open(
+        self, receiver: FrameReceiver | None = None
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """The port as a stream; with ``receiver``, its bytes go straight to it as they
+        arrive (:class:`FramingProtocol`), and the reader only sees the end."""
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(loop=loop)
+        protocol = (
+            asyncio.StreamReaderProtocol(reader, loop=loop)
+            if receiver is None
+            else FramingProtocol(reader, receiver)
+        )
         # exclusive: a second reader (another gateway, gatewayd capture) would take bytes
         # out of the middle of reads; pyserial's flock makes it fail with EWOULDBLOCK instead.
-        return await serial_asyncio_fast.open_serial_connection(
-            url=self.port,
+        transport, _ = await serial_asyncio_fast.create_serial_connection(
+            loop,
+            lambda: protocol,
+            self.port,
             baudrate=self.baudrate,
             bytesize=self.bytesize,
             parity=self.parity,
             stopbits=self.stopbits,
             exclusive=True,
         )
+        return reader, asyncio.StreamWriter(transport, protocol, reader, loop)
 
     async def open_raw(self) -> RawStream:
         """The port's bytes as they arrive (``gatewayd capture``), opened exclusively."""
@@ -152,10 +169,10 @@ class SerialScanner(FramedScanner):
 
         return self._raw_stream(header, reader, close)
 
-    async def _read_port(self, reader: asyncio.StreamReader) -> str:
+    async def _read_port(self, reader: asyncio.StreamReader, receiver: FrameReceiver) -> str:
         """Deliver reads until the port fails; return why, in plain words."""
         try:
-            await self._deliver(reader)
+            await self._deliver_received(reader, receiver)
         except OSError as exc:
             reason = _describe(exc)
         else:

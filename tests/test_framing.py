@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gatewayd_drivers.base import DeviceState
-from gatewayd_drivers.framing import Frame, Framer, ReadQueue, StateReporter, read_frames
+from gatewayd_drivers.framing import Frame, Framer, FrameReceiver, ReadQueue, StateReporter, read_frames
 
 TRUNC_CR = (
     'read longer than 4 bytes: truncated, the rest up to the next terminator "\\r" was discarded'
@@ -223,6 +223,32 @@ async def test_read_frames_yields_the_partial_read_before_the_error() -> None:
     with pytest.raises(OSError, match="Input/output error"):
         await consume()
     assert out == [Frame(b"HALF", (PARTIAL_CR,))]
+
+
+async def test_frame_receiver_frames_as_bytes_arrive_and_flushes_after_silence_or_at_close() -> None:
+    out: list[Frame] = []
+    flushed = asyncio.Event()
+
+    def on_frame(frame: Frame) -> None:
+        out.append(frame)
+        if frame.errors:
+            flushed.set()
+
+    receiver = FrameReceiver(Framer(), on_frame, char_timeout=0.05)
+    receiver.feed(b"A\rPA")
+    assert out == [Frame(b"A")]  # inside feed itself
+    receiver.feed(b"RT")  # a byte before the timeout: the partial read waits on
+    await asyncio.wait_for(flushed.wait(), 5)
+    assert out == [Frame(b"A"), Frame(b"PART", (PARTIAL_CR,))]
+    receiver.feed(b"TAIL")
+    receiver.close()  # the stream ended: the partial read is not lost, and no timer is left
+    assert out[2:] == [Frame(b"TAIL", (PARTIAL_CR,))]
+    quiet = FrameReceiver(Framer(), out.append, char_timeout=None)
+    quiet.feed(b"WAITS")
+    await asyncio.sleep(0.1)  # no timeout configured: nothing comes by itself
+    assert len(out) == 3
+    quiet.close()
+    assert out[3:] == [Frame(b"WAITS", (PARTIAL_CR,))]
 
 
 async def test_read_queue_delivers_queued_reads_then_ends() -> None:
