@@ -32,7 +32,7 @@ from gatewayd.config import STEPS, ScannerSettings, Settings
 from gatewayd.delivery.epcis_capture import CaptureSender
 from gatewayd.delivery.feed import Feed, FeedEvent
 from gatewayd.delivery.mqtt_link import Message, MqttLink
-from gatewayd.delivery.outbox import GAP_TOPIC, Event, Gap, Outbox, Recovery
+from gatewayd.delivery.outbox import GAP_TOPIC, CommitDeferred, Event, Gap, Outbox, Recovery
 from gatewayd.delivery.publisher import Publisher
 from gatewayd.delivery.replay import Replay, send_replayed
 from gatewayd.delivery.requests import Requests, check_fields
@@ -722,23 +722,37 @@ class Gateway:
                 bind.append(commit)
             return json_bytes(body)
 
+        assert self.publisher is not None
         try:
-            event = self.outbox.capture(topic=f"{self.root}/scans/{station}", build=build, at=read.at)
+            # A live read goes to the broker while its row is written (Outbox.capture).
+            event = self.outbox.capture(
+                topic=f"{self.root}/scans/{station}", build=build, at=read.at, publish=self.publisher.publish_live
+            )
         except OutboxFull as exc:
             self._refused(sc, read, "outbox full")
             # Loud and complete: the journal keeps what the outbox could not.
             log.error("REFUSED read from %s at %s (%s): raw=%r", sc.id, station, exc, raw)
             self.set_alarm("outbox_full", str(exc))
             return
+        except CommitDeferred as exc:
+            # It went out before its commit, which failed: kept (memory and seq.live) and
+            # written before anything else once the disk takes writes; reads wait till then.
+            event = exc.event
+            log.error(
+                "outbox: cannot write %s (%s): seq %d, already published, is kept until it can be "
+                "written; reads are refused until then", self.outbox.path, exc.cause, event.seq,
+            )  # fmt: skip
+            self.set_alarm("outbox_error", f"cannot write {self.outbox.path}: {exc.cause}")
         except (sqlite3.Error, OSError) as exc:
             # Disk full, I/O error, a read-only state directory: the same promise holds.
             self._refused(sc, read, "outbox write failed")
             log.error("REFUSED read from %s at %s (outbox write failed: %s): raw=%r", sc.id, station, exc, raw)
             self.set_alarm("outbox_error", f"cannot write {self.outbox.path}: {exc}")
             return
+        else:
+            self.set_alarm("outbox_error", None)
         for commit in bind:
             commit()  # the read is captured: it belongs to its dispatch / receiving context
-        self.set_alarm("outbox_error", None)
         self.counters.captured += 1
         self.last_reads[station] = {
             "at": rfc3339(read.at),
@@ -749,7 +763,6 @@ class Gateway:
         self.status_changed()
         c = self.counters.captured_by_station
         c[station] = c.get(station, 0) + 1
-        assert self.publisher is not None
         self.publisher.captured(event)
         if self.feedback is not None:
             self.feedback.read_captured(
@@ -1163,6 +1176,8 @@ class Gateway:
                 # The file at the outbox path must still be ours and intact (it recovers
                 # and raises the alarm itself if not); a passive checkpoint bounds the WAL.
                 self.outbox.check()
+                if self.outbox.write_unwritten():
+                    self.set_alarm("outbox_error", None)
                 self.outbox.checkpoint()
                 if time.monotonic() - last_prune > PRUNE_INTERVAL_S:
                     last_prune = time.monotonic()

@@ -278,6 +278,33 @@ async def test_a_full_disk_refuses_reads_loudly_and_recovers(
         await task
 
 
+async def test_a_read_published_live_whose_commit_fails_is_kept_and_written_first(
+    running: Any, broker: LocalBroker, caplog: pytest.LogCaptureFixture
+) -> None:
+    with Subscriber(broker.port, ["gatewayd/gw-test/#"], protocol=broker.protocol) as sub:
+        gw, scanners, stop, task = await running()
+        q = scanners["zone-a-1"].queue
+        await q.put(b"SUP1-20261127-0001")
+        await sub.await_for("gatewayd/gw-test/scans/zone-a")
+        pages = gw.outbox.db.execute("PRAGMA page_count").fetchone()[0]
+        gw.outbox.db.execute(f"PRAGMA max_page_count={pages}")
+        big = f"SUP1-20261127-0002-{'x' * 3000}"
+        await q.put(big.encode())  # live: it goes out before its commit, which fails
+        await wait_for(lambda: "outbox_error" in gw.alarms, what="outbox_error alarm")
+        published = await sub.await_for("gatewayd/gw-test/scans/zone-a", lambda p: p["raw"] == big)
+        assert "already published, is kept until it can be written" in caplog.text
+        assert gw.outbox.history(from_seq=published["seq"], to_seq=published["seq"], limit=1) == []
+        gw.outbox.db.execute("PRAGMA max_page_count=1073741823")
+        await q.put(b"SUP1-20261127-0003")
+        after = await sub.await_for("gatewayd/gw-test/scans/zone-a", lambda p: p["lot"] == "SUP1-20261127-0003")
+        assert after["seq"] == published["seq"] + 1
+        (row,) = gw.outbox.history(from_seq=published["seq"], to_seq=published["seq"], limit=1)
+        assert json.loads(row.payload) == published  # written first, exactly what went out
+        await wait_for(lambda: "outbox_error" not in gw.alarms, what="alarm cleared")
+        stop.set()
+        await task
+
+
 async def test_health_counts_the_keys_a_wedge_typed_outside_a_read(broker: LocalBroker, tmp_path: Path) -> None:
     # A real EvdevScanner on a recorded-style stream (Enter then Down Arrow after each read):
     # the Down Arrows are no scans, and health shows how many there were.

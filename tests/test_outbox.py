@@ -513,3 +513,121 @@ def test_outbox_running_is_rebuilt_with_a_deleted_state_directory(
         box.capture(topic="t", build=payload)
         assert (state / "outbox.running").read_text() == "boot-1\n"
     assert not (state / "outbox.running").exists()
+
+
+def test_a_live_read_is_recorded_whole_then_offered_to_publish_then_committed(tmp_path: Path) -> None:
+    from gatewayd.delivery.outbox import Event, LiveRecord
+
+    path = tmp_path / "outbox.sqlite3"
+    with Outbox.open(path, OutboxSettings()) as box:
+        box.capture(topic="t", build=payload)
+        offered: list[tuple[int, int, Event | None]] = []
+
+        def publish(event: Event) -> bool:
+            rows = box.db.execute("SELECT count(*) FROM events WHERE seq = ?", (event.seq,)).fetchone()[0]
+            seq, recorded = LiveRecord(tmp_path / "seq.live").read()  # another map of the file
+            assert seq == event.seq
+            offered.append((event.seq, rows, recorded))
+            return True
+
+        live = box.capture(topic="scans/dock-03", build=payload, publish=publish)
+        assert offered == [(2, 0, live)]  # in seq.live, not yet in the outbox, when it goes out
+        declined = box.capture(topic="t", build=payload, publish=lambda event: False)
+
+        def broken(event: Event) -> bool:
+            raise RuntimeError("link bug")
+
+        failed = box.capture(topic="t", build=payload, publish=broken)  # committed all the same
+        rows = box.history(from_seq=1, to_seq=10, limit=10)
+        assert [(e.seq, e.event_id, e.payload) for e in rows[1:]] == [
+            (e.seq, e.event_id, e.payload) for e in (live, declined, failed)
+        ]
+        assert box.depth == 4
+
+
+_KILLED_IN_THE_WINDOW = """
+import os, signal, sys
+from pathlib import Path
+from gatewayd.config import OutboxSettings
+from gatewayd.delivery.outbox import Outbox
+
+def build(seq, event_id):
+    return b'{"seq": %d}' % seq
+
+box = Outbox.open(Path(sys.argv[1]), OutboxSettings())
+for _ in range(3):
+    box.capture(topic="t", build=build)
+
+def publish(event):
+    print(event.seq, event.event_id, flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)  # sent, and killed before the commit
+
+box.capture(topic="scans/dock-03", build=build, publish=publish)
+"""
+
+
+@pytest.mark.parametrize("record", ["intact", "damaged"])
+def test_a_kill_between_publish_and_commit_loses_nothing_and_reuses_no_seq(tmp_path: Path, record: str) -> None:
+    import subprocess
+    import sys
+
+    path = tmp_path / "outbox.sqlite3"
+    command = [sys.executable, "-c", _KILLED_IN_THE_WINDOW, str(path)]
+    run = subprocess.run(command, check=False, capture_output=True, text=True, timeout=60)
+    assert run.returncode == -9, run.stderr
+    seq, event_id = run.stdout.split()
+    assert seq == "4"
+    if record == "damaged":
+        live = tmp_path / "seq.live"
+        data = bytearray(live.read_bytes())
+        data[40] ^= 0xFF  # inside the recorded bytes: the CRC no longer matches
+        live.write_bytes(bytes(data))
+    with Outbox.open(path, OutboxSettings()) as box:
+        rows = box.history(from_seq=1, to_seq=10, limit=10)
+        nxt = box.capture(topic="t", build=payload)
+        if record == "intact":
+            # Written from seq.live: delivered again, the same event the broker may have.
+            assert [(e.seq, e.topic) for e in rows] == [(1, "t"), (2, "t"), (3, "t"), (4, "scans/dock-03")]
+            assert (rows[3].event_id, rows[3].payload, box.first_undelivered_seq()) == (event_id, b'{"seq": 4}', 1)
+            assert nxt.seq == 5
+        else:
+            # Its content is lost, but its seq is never given to another read: announced.
+            assert [g["from_seq"] for g in gap_events(box)] == [4]
+            assert (gap_events(box)[0]["to_seq"], nxt.seq) == (4, 6)
+
+
+REFUSE_INSERTS = (
+    "CREATE TEMP TRIGGER refuse BEFORE INSERT ON main.events "
+    "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
+)
+
+
+def test_a_failed_commit_after_publish_keeps_the_read_and_writes_it_first(tmp_path: Path) -> None:
+    from gatewayd.delivery.outbox import CommitDeferred
+
+    path = tmp_path / "outbox.sqlite3"
+    box = Outbox.open(path, OutboxSettings())
+    box.capture(topic="t", build=payload)
+    # SQLite's own refusal, as from a full disk, for every insert until it is dropped.
+    box.db.execute(REFUSE_INSERTS)
+    with pytest.raises(CommitDeferred, match="seq 2 was published live") as deferred:
+        box.capture(topic="scans/dock-03", build=payload, publish=lambda event: True)
+    kept = deferred.value.event
+    with pytest.raises(sqlite3.Error, match="disk is full"):
+        box.capture(topic="t", build=payload)  # no read after it until it is written
+    assert box.write_unwritten() is False
+    box.db.execute("DROP TRIGGER refuse")
+    assert box.write_unwritten() is True  # housekeeping writes it
+    after = box.capture(topic="t", build=payload)
+    assert [(e.seq, e.event_id, e.payload) for e in box.history(from_seq=2, to_seq=9, limit=9)] == [
+        (2, kept.event_id, kept.payload),
+        (3, after.event_id, after.payload),
+    ]
+    # Still unwritten when the gateway dies: the next start writes it from seq.live.
+    box.db.execute(REFUSE_INSERTS)
+    with pytest.raises(CommitDeferred):
+        box.capture(topic="scans/dock-03", build=payload, publish=lambda event: True)
+    crash(box)
+    with Outbox.open(path, OutboxSettings()) as box:
+        (row,) = box.history(from_seq=4, to_seq=4, limit=1)
+        assert (row.topic, box.capture(topic="t", build=payload).seq) == ("scans/dock-03", 5)

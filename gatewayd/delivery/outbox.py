@@ -37,9 +37,12 @@ import errno
 import itertools
 import json
 import logging
+import mmap
 import os
 import sqlite3
+import struct
 import time
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -52,13 +55,28 @@ from gatewayd.config import OutboxSettings
 from gatewayd.errors import OutboxDamaged, OutboxFull, StateUnavailable, StateUnwritable
 from gatewayd.payloads import gap_payload, json_bytes
 
-__all__ = ["SEQ_BLOCK", "Event", "Gap", "Outbox", "OutboxStats", "Recovery", "SeqMark", "current_boot_id"]
+__all__ = [
+    "SEQ_BLOCK",
+    "CommitDeferred",
+    "Event",
+    "Gap",
+    "LiveRecord",
+    "Outbox",
+    "OutboxStats",
+    "Recovery",
+    "SeqMark",
+    "current_boot_id",
+]
 
 log = logging.getLogger("gatewayd.outbox")
 
 SCHEMA_VERSION = 1
 SEQ_BLOCK = 1000  # seqs reserved per fsync of seq.hwm
 HWM_NAME = "seq.hwm"
+LIVE_NAME = "seq.live"
+LIVE_SIZE = 65536  # a bigger event is committed before it is published
+_SEQ = struct.Struct("<Q")
+_LIVE_HEAD = struct.Struct("<QdHHII")
 RUNNING_SUFFIX = ".running"  # outbox.running beside outbox.sqlite3, while it is open: holds the boot id
 BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
 # Tests simulate a reboot by pointing this at a file of their own; nothing else should set it.
@@ -287,6 +305,82 @@ class SeqMark:
         _write_durably(self.path, f"{value}\n")
 
 
+class LiveRecord:
+    """The last event offered to :meth:`Outbox.capture`'s ``publish`` before its commit,
+    whole, in a shared memory map of ``seq.live`` (:data:`LIVE_SIZE` bytes).
+
+    Writing it is a copy into memory, no system call. The pages belong to the kernel's page
+    cache, so a ``kill -9`` or a crash keeps them as it keeps the outbox's own writes, and
+    the next start writes the row the run could not (a power cut may lose them: then the
+    reserved block in ``seq.hwm`` is skipped and announced, as for any row).
+
+    Layout: seq (0 while being written), captured_at, the lengths of event_id, topic and
+    payload, their CRC-32, then the bytes. The seq is stored last, so a record cut short by
+    a kill reads as none; such an event was never sent.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            if os.fstat(fd).st_size < LIVE_SIZE:
+                os.ftruncate(fd, LIVE_SIZE)
+            self._map = mmap.mmap(fd, LIVE_SIZE)
+        finally:
+            os.close(fd)
+
+    def write(self, event: Event) -> bool:
+        """Record ``event``; ``False`` (nothing recorded) if it does not fit."""
+        eid, topic = event.event_id.encode(), event.topic.encode()
+        end = _LIVE_HEAD.size + len(eid) + len(topic) + len(event.payload)
+        if end > LIVE_SIZE or len(eid) > 0xFFFF or len(topic) > 0xFFFF:
+            return False
+        m = self._map
+        _SEQ.pack_into(m, 0, 0)
+        crc = zlib.crc32(event.payload, zlib.crc32(topic, zlib.crc32(eid)))
+        _LIVE_HEAD.pack_into(m, 0, 0, event.captured_at, len(eid), len(topic), len(event.payload), crc)
+        start = _LIVE_HEAD.size
+        m[start : start + len(eid)] = eid
+        start += len(eid)
+        m[start : start + len(topic)] = topic
+        start += len(topic)
+        m[start:end] = event.payload
+        _SEQ.pack_into(m, 0, event.seq)
+        return True
+
+    def read(self) -> tuple[int, Event | None]:
+        """``(seq, event)``: the seq last recorded (0: none) and its event, ``None`` when the
+        record does not hold together (the file was damaged)."""
+        m = self._map
+        seq, at, n_eid, n_topic, n_payload, crc = _LIVE_HEAD.unpack_from(m, 0)
+        start = _LIVE_HEAD.size
+        end = start + n_eid + n_topic + n_payload
+        if seq == 0 or end > LIVE_SIZE:
+            return seq, None
+        eid, topic = m[start : start + n_eid], m[start + n_eid : start + n_eid + n_topic]
+        payload = m[start + n_eid + n_topic : end]
+        if zlib.crc32(payload, zlib.crc32(topic, zlib.crc32(eid))) != crc:
+            return seq, None
+        try:
+            return seq, Event(seq, eid.decode(), topic.decode(), payload, at)
+        except UnicodeDecodeError:
+            return seq, None
+
+    def close(self) -> None:
+        self._map.close()
+
+
+class CommitDeferred(Exception):
+    """A read went to the broker before its commit, and the commit failed (a full disk):
+    the event is kept in memory and in ``seq.live``, and written before anything else once
+    the outbox takes writes again; until then captures fail."""
+
+    def __init__(self, event: Event, cause: BaseException) -> None:
+        super().__init__(f"seq {event.seq} was published live, but its row could not be written yet ({cause})")
+        self.event = event
+        self.cause = cause
+
+
 GapEvent = Callable[[int, str, Gap, float], tuple[str, bytes]]
 
 
@@ -321,6 +415,9 @@ class Outbox:
         # One state directory holds two outboxes (scans, and EPCIS documents): each keeps
         # its own mark; the scan outbox's is seq.hwm.
         self.mark = SeqMark(path.with_name(HWM_NAME if path.name == "outbox.sqlite3" else f"{path.stem}.{HWM_NAME}"))
+        self.live_path = path.with_name(LIVE_NAME if path.name == "outbox.sqlite3" else f"{path.stem}.{LIVE_NAME}")
+        self._live: LiveRecord | None = None  # opened with the outbox (not to inspect it)
+        self._unwritten: Event | None = None  # published live, its commit failed: written first
         self.running = path.with_suffix(RUNNING_SUFFIX)  # one per database: epcis.sqlite3 has its own
         # synchronous = "full": every commit is made durable by an fsync of the WAL that
         # runs beside the publish (:meth:`sync`), not inside the commit. See the README,
@@ -383,6 +480,7 @@ class Outbox:
         # traceback from deep inside SQLite (and no crash loop: the daemon exits 2).
         try:
             self.mark.write(reserved or 0)
+            self._live = LiveRecord(self.live_path)
         except OSError as exc:
             raise unwritable(directory, exc) from None
         problem: str | None = None
@@ -454,11 +552,38 @@ class Outbox:
             self._next_seq = self._reserved + 1
             if self.gap_event is not None:  # None: what it holds can be made again, no one to tell
                 self._capture_gap(gap)
+        elif self._live is not None:
+            self._restore_live(last)
         try:
             _write_durably(self.running, f"{boot or 'unknown'}\n")
         except OSError as exc:
             raise unwritable(self.path.parent, exc) from None
         self._running_written = True
+
+    def _restore_live(self, last: int) -> None:
+        """The last run stopped between publishing a live read and writing its row (a
+        ``kill -9``, a crash, a write that kept failing): write it now, from ``seq.live``, so
+        it is delivered again like any row whose PUBACK did not arrive (same seq, same
+        event_id, same payload)."""
+        assert self._live is not None
+        seq, event = self._live.read()
+        if seq <= last:
+            return  # written, as nearly always
+        if event is not None and seq == last + 1:
+            self._insert(event.seq, event.event_id, event.topic, event.payload, event.captured_at)
+            log.warning(
+                "outbox: seq %d was published live but not written when the last run stopped; "
+                "written now from %s, it is delivered again",
+                seq,
+                self._live.path,
+            )
+            return
+        # Unreadable, or not the next seq: never give its seq to another read.
+        gap = Gap(last + 1, seq, f"{self._live.path} names seq {seq} but its record is unreadable")
+        log.error("outbox: %s; seq %d..%d announced as a gap", gap.reason, gap.from_seq, gap.to_seq)
+        self._next_seq = seq + 1
+        if self.gap_event is not None:
+            self._capture_gap(gap)
 
     def _connect(self) -> None:
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -521,6 +646,9 @@ class Outbox:
                 clean = False
                 log.error("outbox: cannot sync %s-wal at close (%s)", self.path, exc)
         self._disconnect()
+        if self._live is not None:
+            self._live.close()
+            self._live = None
         if clean:
             self._running_written = False
             with contextlib.suppress(FileNotFoundError):
@@ -833,18 +961,46 @@ class Outbox:
                 f"(limits {self.settings.max_events} events, {self.settings.max_bytes} bytes)"
             )
 
-    def capture(self, *, topic: str, build: Callable[[int, str], bytes], at: float | None = None) -> Event:
+    def capture(
+        self,
+        *,
+        topic: str,
+        build: Callable[[int, str], bytes],
+        at: float | None = None,
+        publish: Callable[[Event], bool] | None = None,
+    ) -> Event:
         """Commit one event and return it; ``build(seq, event_id)`` makes the payload.
+
+        ``publish(event)``, when given, is offered the event between building it and
+        committing it, and says whether it sent it (a live read, with nothing waiting before
+        it): the network round trip and the commit then overlap instead of adding up. The
+        event is recorded whole in ``seq.live`` first (:class:`LiveRecord`), so a restart
+        after a crash between the two writes its row; if the commit fails, the event is kept
+        and written before anything else once the outbox takes writes again, and
+        :class:`CommitDeferred` is raised.
 
         Raises :class:`OutboxFull` (nothing written) when the undelivered backlog is at its
         limit: already captured events are never dropped to make room.
         """
         self._refuse_if_full()
         self.check()
+        if self._unwritten is not None:
+            self._write_unwritten()  # before any read after it; raises while it cannot
         now = time.time() if at is None else at
         seq = self._next_seq
         event_id = str(uuid7(now))
         payload = build(seq, event_id)
+        event = Event(seq, event_id, topic, payload, now)
+        if publish is not None and self._live is not None:
+            self._reserve(seq)  # on disk before the seq leaves the gateway
+            if self._live.write(event) and self._publish(publish, event):
+                try:
+                    self._insert(seq, event_id, topic, payload, now)
+                except (sqlite3.Error, OSError) as exc:
+                    self._next_seq = seq + 1  # it went out: never to be given to another read
+                    self._unwritten = event
+                    raise CommitDeferred(event, exc) from exc
+                return event
         try:
             self._insert(seq, event_id, topic, payload, now)
         except sqlite3.DatabaseError as exc:
@@ -857,7 +1013,36 @@ class Outbox:
             event_id = str(uuid7(now))
             payload = build(seq, event_id)
             self._insert(seq, event_id, topic, payload, now)
-        return Event(seq, event_id, topic, payload, now)
+            event = Event(seq, event_id, topic, payload, now)
+        return event
+
+    @staticmethod
+    def _publish(publish: Callable[[Event], bool], event: Event) -> bool:
+        try:
+            return publish(event)
+        except Exception:
+            # Not at the cost of the read: it is committed, and sent from the outbox.
+            log.exception("outbox: publishing seq %d before its commit failed; it is sent after it", event.seq)
+            return False
+
+    def _write_unwritten(self) -> None:
+        event = self._unwritten
+        assert event is not None
+        self._insert(event.seq, event.event_id, event.topic, event.payload, event.captured_at)
+        self._unwritten = None
+        self._next_seq = max(self._next_seq, event.seq + 1)
+        log.warning("outbox: seq %d, published while the outbox could not be written, is written now", event.seq)
+
+    def write_unwritten(self) -> bool:
+        """Housekeeping: write the live read whose commit failed, if the outbox takes writes
+        again; whether it wrote one now."""
+        if self._unwritten is None:
+            return False
+        try:
+            self._write_unwritten()
+        except (sqlite3.Error, OSError):
+            return False
+        return True
 
     def _insert(self, seq: int, event_id: str, topic: str, payload: bytes, now: float) -> None:
         self._reserve(seq)

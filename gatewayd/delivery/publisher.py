@@ -135,6 +135,15 @@ class Publisher:
         """A read was just committed. With no backlog, room in the window and a token, it
         is handed to the link at once (the common case at a dock: one read every few
         seconds); otherwise the drain task takes it in ``seq`` order."""
+        if event.seq <= self._cursor:
+            return  # handed over before its commit (publish_live)
+        if not self.publish_live(event):
+            self._wake.set()
+
+    def publish_live(self, event: Event) -> bool:
+        """Hand ``event`` to the link now if it is next in ``seq`` order, the link is up,
+        the window has room and a token is left; whether it did. ``Outbox.capture`` offers
+        each live read here before its commit, so the two overlap."""
         if (
             self.link.connected
             and event.seq == self._cursor + 1
@@ -142,8 +151,8 @@ class Publisher:
             and self.bucket.take(1) == 1
         ):
             self._hand(event, flush=True)
-        else:
-            self._wake.set()
+            return True
+        return False
 
     def _hand(self, event: Event, *, flush: bool = False) -> None:
         """Give one event to the link, next in ``seq`` order, and track it until its PUBACK."""
