@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import logging
 import os
 
@@ -42,6 +43,28 @@ def _describe(exc: BaseException) -> str:
         # pyserial's words when the port is readable but empty: the other end hung up.
         return "the port hung up"
     return describe_os_error(exc)
+
+
+class _Port(serial.Serial):  # type: ignore[misc]  # pyserial ships no types
+    """pyserial's port, read as the asyncio transport reads it: only once the selector said
+    the port is readable, never waiting. One ``read(2)`` per chunk, where pyserial's own
+    ``read`` adds a ``select(2)`` and its timeout bookkeeping; the errors are pyserial's."""
+
+    def read(self, size: int = 1) -> bytes:
+        if self.fd is None:
+            raise serial.PortNotOpenError()
+        try:
+            data = os.read(self.fd, size)
+        except (BlockingIOError, InterruptedError):
+            return b""
+        except OSError as exc:
+            raise serial.SerialException(f"read failed: {exc}") from exc
+        if not data:
+            raise serial.SerialException(
+                "device reports readiness to read but returned no data "
+                "(device disconnected or multiple access on port?)"
+            )
+        return data
 
 
 class SerialScanner(FramedScanner):
@@ -141,16 +164,23 @@ class SerialScanner(FramedScanner):
         )
         # exclusive: a second reader (another gateway, gatewayd capture) would take bytes
         # out of the middle of reads; pyserial's flock makes it fail with EWOULDBLOCK instead.
-        transport, _ = await serial_asyncio_fast.create_serial_connection(
-            loop,
-            lambda: protocol,
-            self.port,
-            baudrate=self.baudrate,
-            bytesize=self.bytesize,
-            parity=self.parity,
-            stopbits=self.stopbits,
-            exclusive=True,
+        port = await loop.run_in_executor(
+            None,
+            functools.partial(
+                _Port,
+                self.port,
+                baudrate=self.baudrate,
+                bytesize=self.bytesize,
+                parity=self.parity,
+                stopbits=self.stopbits,
+                exclusive=True,
+            ),
         )
+        try:
+            transport, _ = await serial_asyncio_fast.connection_for_serial(loop, lambda: protocol, port)
+        except BaseException:
+            port.close()
+            raise
         return reader, asyncio.StreamWriter(transport, protocol, reader, loop)
 
     async def open_raw(self) -> RawStream:
