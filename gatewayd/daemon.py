@@ -726,7 +726,7 @@ class Gateway:
         try:
             # A live read goes to the broker while its row is written (Outbox.capture).
             event = self.outbox.capture(
-                topic=f"{self.root}/scans/{station}", build=build, at=read.at, publish=self.publisher.publish_live
+                topic=f"{self.root}/scans/{station}", build=build, at=read.at, live=self.publisher
             )
         except OutboxFull as exc:
             self._refused(sc, read, "outbox full")

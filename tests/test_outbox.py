@@ -5,12 +5,20 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from gatewayd.config import OutboxSettings
-from gatewayd.delivery.outbox import JOURNAL_SIZE_LIMIT, SEQ_BLOCK, WAL_AUTOCHECKPOINT_PAGES, Outbox, Recovery
+from gatewayd.delivery.outbox import (
+    JOURNAL_SIZE_LIMIT,
+    SEQ_BLOCK,
+    WAL_AUTOCHECKPOINT_PAGES,
+    Event,
+    Outbox,
+    Recovery,
+)
 from gatewayd.errors import OutboxDamaged, OutboxFull, StateUnavailable, StateUnwritable
 
 
@@ -515,34 +523,55 @@ def test_outbox_running_is_rebuilt_with_a_deleted_state_directory(
     assert not (state / "outbox.running").exists()
 
 
-def test_a_live_read_is_recorded_whole_then_offered_to_publish_then_committed(tmp_path: Path) -> None:
-    from gatewayd.delivery.outbox import Event, LiveRecord
+class Live:
+    """A publisher as Outbox.capture(live=) sees it: ``ready`` says yes or no, ``send`` calls ``on_send``."""
+
+    def __init__(self, on_send: Callable[[Event], None] = lambda event: None, *, ready: bool = True) -> None:
+        self.on_send = on_send
+        self.is_ready = ready
+        self.asked: list[int] = []
+
+    def ready(self, seq: int) -> bool:
+        self.asked.append(seq)
+        return self.is_ready
+
+    def send(self, event: Event) -> None:
+        self.on_send(event)
+
+
+def test_a_live_read_is_recorded_whole_then_sent_then_committed(tmp_path: Path) -> None:
+    from gatewayd.delivery.outbox import LiveRecord
 
     path = tmp_path / "outbox.sqlite3"
     with Outbox.open(path, OutboxSettings()) as box:
         box.capture(topic="t", build=payload)
-        offered: list[tuple[int, int, Event | None]] = []
+        sent: list[tuple[int, int, Event | None]] = []
 
-        def publish(event: Event) -> bool:
+        def on_send(event: Event) -> None:
             rows = box.db.execute("SELECT count(*) FROM events WHERE seq = ?", (event.seq,)).fetchone()[0]
             seq, recorded = LiveRecord(tmp_path / "seq.live").read()  # another map of the file
             assert seq == event.seq
-            offered.append((event.seq, rows, recorded))
-            return True
+            sent.append((event.seq, rows, recorded))
 
-        live = box.capture(topic="scans/dock-03", build=payload, publish=publish)
-        assert offered == [(2, 0, live)]  # in seq.live, not yet in the outbox, when it goes out
-        declined = box.capture(topic="t", build=payload, publish=lambda event: False)
+        live = box.capture(topic="scans/dock-03", build=payload, live=Live(on_send))
+        assert sent == [(2, 0, live)]  # in seq.live, not yet in the outbox, when it goes out
+        not_now = Live(on_send, ready=False)
+        waiting = box.capture(topic="t", build=payload, live=not_now)
+        assert (not_now.asked, len(sent)) == ([3], 1)  # asked, not sent: committed, for the drain
 
-        def broken(event: Event) -> bool:
+        def broken(event: Event) -> None:
             raise RuntimeError("link bug")
 
-        failed = box.capture(topic="t", build=payload, publish=broken)  # committed all the same
+        failed = box.capture(topic="t", build=payload, live=Live(broken))  # committed all the same
         rows = box.history(from_seq=1, to_seq=10, limit=10)
         assert [(e.seq, e.event_id, e.payload) for e in rows[1:]] == [
-            (e.seq, e.event_id, e.payload) for e in (live, declined, failed)
+            (e.seq, e.event_id, e.payload) for e in (live, waiting, failed)
         ]
         assert box.depth == 4
+        # Too big to record: committed first, and the sender is not even asked.
+        big = Live(on_send)
+        box.capture(topic="t", build=lambda seq, eid: b"x" * 70_000, live=big)
+        assert (big.asked, len(sent)) == ([], 1)
 
 
 _KILLED_IN_THE_WINDOW = """
@@ -558,11 +587,15 @@ box = Outbox.open(Path(sys.argv[1]), OutboxSettings())
 for _ in range(3):
     box.capture(topic="t", build=build)
 
-def publish(event):
-    print(event.seq, event.event_id, flush=True)
-    os.kill(os.getpid(), signal.SIGKILL)  # sent, and killed before the commit
+class Live:
+    def ready(self, seq):
+        return True
 
-box.capture(topic="scans/dock-03", build=build, publish=publish)
+    def send(self, event):
+        print(event.seq, event.event_id, flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)  # sent, and killed before the commit
+
+box.capture(topic="scans/dock-03", build=build, live=Live())
 """
 
 
@@ -611,7 +644,7 @@ def test_a_failed_commit_after_publish_keeps_the_read_and_writes_it_first(tmp_pa
     # SQLite's own refusal, as from a full disk, for every insert until it is dropped.
     box.db.execute(REFUSE_INSERTS)
     with pytest.raises(CommitDeferred, match="seq 2 was published live") as deferred:
-        box.capture(topic="scans/dock-03", build=payload, publish=lambda event: True)
+        box.capture(topic="scans/dock-03", build=payload, live=Live())
     kept = deferred.value.event
     with pytest.raises(sqlite3.Error, match="disk is full"):
         box.capture(topic="t", build=payload)  # no read after it until it is written
@@ -626,7 +659,7 @@ def test_a_failed_commit_after_publish_keeps_the_read_and_writes_it_first(tmp_pa
     # Still unwritten when the gateway dies: the next start writes it from seq.live.
     box.db.execute(REFUSE_INSERTS)
     with pytest.raises(CommitDeferred):
-        box.capture(topic="scans/dock-03", build=payload, publish=lambda event: True)
+        box.capture(topic="scans/dock-03", build=payload, live=Live())
     crash(box)
     with Outbox.open(path, OutboxSettings()) as box:
         (row,) = box.history(from_seq=4, to_seq=4, limit=1)

@@ -48,7 +48,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Protocol, Self
 
 from gatewayd.clock import uuid7
 from gatewayd.config import OutboxSettings
@@ -61,6 +61,7 @@ __all__ = [
     "Event",
     "Gap",
     "LiveRecord",
+    "LiveSender",
     "Outbox",
     "OutboxStats",
     "Recovery",
@@ -306,7 +307,7 @@ class SeqMark:
 
 
 class LiveRecord:
-    """The last event offered to :meth:`Outbox.capture`'s ``publish`` before its commit,
+    """The last event :meth:`Outbox.capture` sent live before its commit,
     whole, in a shared memory map of ``seq.live`` (:data:`LIVE_SIZE` bytes).
 
     Writing it is a copy into memory, no system call. The pages belong to the kernel's page
@@ -329,12 +330,19 @@ class LiveRecord:
         finally:
             os.close(fd)
 
-    def write(self, event: Event) -> bool:
-        """Record ``event``; ``False`` (nothing recorded) if it does not fit."""
+    @staticmethod
+    def fits(event: Event) -> bool:
+        """Whether ``event`` can be recorded (ids and topics are ASCII in practice; a bigger
+        event is committed before it is sent)."""
+        return (
+            _LIVE_HEAD.size + 4 * (len(event.event_id) + len(event.topic)) + len(event.payload) <= LIVE_SIZE
+            and 4 * max(len(event.event_id), len(event.topic)) <= 0xFFFF
+        )
+
+    def write(self, event: Event) -> None:
+        """Record ``event`` (it :meth:`fits`)."""
         eid, topic = event.event_id.encode(), event.topic.encode()
         end = _LIVE_HEAD.size + len(eid) + len(topic) + len(event.payload)
-        if end > LIVE_SIZE or len(eid) > 0xFFFF or len(topic) > 0xFFFF:
-            return False
         m = self._map
         _SEQ.pack_into(m, 0, 0)
         crc = zlib.crc32(event.payload, zlib.crc32(topic, zlib.crc32(eid)))
@@ -346,7 +354,6 @@ class LiveRecord:
         start += len(topic)
         m[start:end] = event.payload
         _SEQ.pack_into(m, 0, event.seq)
-        return True
 
     def read(self) -> tuple[int, Event | None]:
         """``(seq, event)``: the seq last recorded (0: none) and its event, ``None`` when the
@@ -368,6 +375,19 @@ class LiveRecord:
 
     def close(self) -> None:
         self._map.close()
+
+
+class LiveSender(Protocol):
+    """Who sends live reads (the publisher), as :meth:`Outbox.capture` asks it."""
+
+    def ready(self, seq: int) -> bool:
+        """Whether the event that takes ``seq`` goes out at once; ``True`` commits the
+        caller to :meth:`send` it next."""
+        ...
+
+    def send(self, event: Event) -> None:
+        """Hand the event to the link now."""
+        ...
 
 
 class CommitDeferred(Exception):
@@ -967,17 +987,17 @@ class Outbox:
         topic: str,
         build: Callable[[int, str], bytes],
         at: float | None = None,
-        publish: Callable[[Event], bool] | None = None,
+        live: LiveSender | None = None,
     ) -> Event:
         """Commit one event and return it; ``build(seq, event_id)`` makes the payload.
 
-        ``publish(event)``, when given, is offered the event between building it and
-        committing it, and says whether it sent it (a live read, with nothing waiting before
-        it): the network round trip and the commit then overlap instead of adding up. The
-        event is recorded whole in ``seq.live`` first (:class:`LiveRecord`), so a restart
-        after a crash between the two writes its row; if the commit fails, the event is kept
-        and written before anything else once the outbox takes writes again, and
-        :class:`CommitDeferred` is raised.
+        ``live``, when given, is asked whether the event goes out at once (a live read: the
+        link is up, nothing waits before it); if so, it is sent between building it and
+        committing it, so the network round trip and the commit overlap instead of adding
+        up. The event is recorded whole in ``seq.live`` first (:class:`LiveRecord`), so a
+        restart after a crash between the two writes its row; if the commit fails, the
+        event is kept and written before anything else once the outbox takes writes again,
+        and :class:`CommitDeferred` is raised.
 
         Raises :class:`OutboxFull` (nothing written) when the undelivered backlog is at its
         limit: already captured events are never dropped to make room.
@@ -991,16 +1011,18 @@ class Outbox:
         event_id = str(uuid7(now))
         payload = build(seq, event_id)
         event = Event(seq, event_id, topic, payload, now)
-        if publish is not None and self._live is not None:
+        record = self._live
+        if live is not None and record is not None and record.fits(event) and live.ready(seq):
             self._reserve(seq)  # on disk before the seq leaves the gateway
-            if self._live.write(event) and self._publish(publish, event):
-                try:
-                    self._insert(seq, event_id, topic, payload, now)
-                except (sqlite3.Error, OSError) as exc:
-                    self._next_seq = seq + 1  # it went out: never to be given to another read
-                    self._unwritten = event
-                    raise CommitDeferred(event, exc) from exc
-                return event
+            record.write(event)
+            self._send(live, event)
+            try:
+                self._insert(seq, event_id, topic, payload, now)
+            except (sqlite3.Error, OSError) as exc:
+                self._next_seq = seq + 1  # it went out: never to be given to another read
+                self._unwritten = event
+                raise CommitDeferred(event, exc) from exc
+            return event
         try:
             self._insert(seq, event_id, topic, payload, now)
         except sqlite3.DatabaseError as exc:
@@ -1017,13 +1039,13 @@ class Outbox:
         return event
 
     @staticmethod
-    def _publish(publish: Callable[[Event], bool], event: Event) -> bool:
+    def _send(live: LiveSender, event: Event) -> None:
         try:
-            return publish(event)
+            live.send(event)
         except Exception:
-            # Not at the cost of the read: it is committed, and sent from the outbox.
-            log.exception("outbox: publishing seq %d before its commit failed; it is sent after it", event.seq)
-            return False
+            # Not at the cost of the read: it is committed all the same, and a link that
+            # failed to take it sends it again from the outbox when it reconnects.
+            log.exception("outbox: sending seq %d before its commit failed", event.seq)
 
     def _write_unwritten(self) -> None:
         event = self._unwritten

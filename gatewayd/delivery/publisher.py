@@ -136,23 +136,26 @@ class Publisher:
         is handed to the link at once (the common case at a dock: one read every few
         seconds); otherwise the drain task takes it in ``seq`` order."""
         if event.seq <= self._cursor:
-            return  # handed over before its commit (publish_live)
-        if not self.publish_live(event):
+            return  # sent before its commit (Outbox.capture(live=))
+        if self.ready(event.seq):
+            self._hand(event, flush=True)
+        else:
             self._wake.set()
 
-    def publish_live(self, event: Event) -> bool:
-        """Hand ``event`` to the link now if it is next in ``seq`` order, the link is up,
-        the window has room and a token is left; whether it did. ``Outbox.capture`` offers
-        each live read here before its commit, so the two overlap."""
-        if (
+    def ready(self, seq: int) -> bool:
+        """Whether the event that takes ``seq`` goes out at once: the link is up, it is next
+        in ``seq`` order, the window has room and a token is left (taken: :meth:`send`
+        follows). ``Outbox.capture`` asks before the commit, so the two overlap."""
+        return (
             self.link.connected
-            and event.seq == self._cursor + 1
+            and seq == self._cursor + 1
             and len(self._inflight) < self.settings.inflight
             and self.bucket.take(1) == 1
-        ):
-            self._hand(event, flush=True)
-            return True
-        return False
+        )
+
+    def send(self, event: Event) -> None:
+        """A live read, before its commit (after :meth:`ready`)."""
+        self._hand(event, flush=True)
 
     def _hand(self, event: Event, *, flush: bool = False) -> None:
         """Give one event to the link, next in ``seq`` order, and track it until its PUBACK."""
