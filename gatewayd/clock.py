@@ -5,7 +5,6 @@ from __future__ import annotations
 import ctypes
 import math
 import os
-import secrets
 import threading
 import time
 import uuid
@@ -31,14 +30,28 @@ class _Uuid7:
 
     Ids made by one process are strictly increasing (RFC 9562 6.2, method 1: a 12-bit
     counter in ``rand_a`` for ids within the same millisecond), so they sort like ``seq``.
+    The random bits come from the kernel's CSPRNG, drawn 4 KiB at a time: one system call
+    per 512 ids rather than one or two per id, which is on every read's path.
     """
+
+    _POOL = 4096
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._last_ms = 0
         self._counter = 0
+        self._pool = b""
+        self._pos = 0
 
-    def __call__(self, at: float | None = None) -> uuid.UUID:
+    def _random(self) -> int:
+        """8 random bytes as an integer (under the lock)."""
+        if self._pos + 8 > len(self._pool):
+            self._pool, self._pos = os.urandom(self._POOL), 0
+        pos = self._pos
+        self._pos = pos + 8
+        return int.from_bytes(self._pool[pos : pos + 8])
+
+    def _value(self, at: float | None) -> int:
         ms = int((time.time() if at is None else at) * 1000)
         with self._lock:
             if ms <= self._last_ms:
@@ -48,12 +61,19 @@ class _Uuid7:
                     ms += 1
                     self._counter = 0
             else:
-                self._counter = secrets.randbits(11)  # random start leaves room to count up
+                self._counter = self._random() >> 53  # 11 random bits leave room to count up
             self._last_ms = ms
             counter = self._counter
-        rand_b = secrets.randbits(62)
-        value = (ms & 0xFFFF_FFFF_FFFF) << 80 | 0x7 << 76 | counter << 64 | 0b10 << 62 | rand_b
-        return uuid.UUID(int=value)
+            rand_b = self._random() >> 2  # 62 bits
+        return (ms & 0xFFFF_FFFF_FFFF) << 80 | 0x7 << 76 | counter << 64 | 0b10 << 62 | rand_b
+
+    def __call__(self, at: float | None = None) -> uuid.UUID:
+        return uuid.UUID(int=self._value(at))
+
+    def text(self, at: float | None = None) -> str:
+        """``str(uuid7(at))``, at half the cost."""
+        h = f"{self._value(at):032x}"
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 uuid7 = _Uuid7()

@@ -1,7 +1,11 @@
-"""The outbox: every captured read, committed to SQLite before anything is published.
+"""The outbox: every captured read, committed to SQLite.
 
-README "Delivery and durability": a read is *captured* once its row is committed
-(WAL, ``synchronous=FULL`` by default, so it survives ``kill -9`` and power loss). ``seq``
+README "Delivery and durability": a read is *captured* once its row is committed (WAL;
+the commit survives ``kill -9``, and the fsync that runs beside the publish with
+``synchronous = "full"`` makes it survive power loss). A live read is sent while its row is
+written: :meth:`Outbox.capture` records the whole event in ``seq.live`` first
+(:class:`LiveRecord`), then sends it, then commits it; a start after a crash between the
+two writes the row from there. ``seq``
 is per gateway, +1 per captured read, gap-free and never reused: the next value is one
 more than the newest row, and before pruning deletes rows it is written to the ``meta``
 table in the same transaction (``seq_floor``), so a failed insert leaves no hole and pruning
@@ -860,7 +864,7 @@ class Outbox:
         assert self.gap_event is not None
         now = time.time()
         seq = self._next_seq
-        event_id = str(uuid7(now))
+        event_id = uuid7.text(now)
         topic, payload = self.gap_event(seq, event_id, gap, now)
         self._insert(seq, event_id, topic, payload, now)
 
@@ -1008,7 +1012,7 @@ class Outbox:
             self._write_unwritten()  # before any read after it; raises while it cannot
         now = time.time() if at is None else at
         seq = self._next_seq
-        event_id = str(uuid7(now))
+        event_id = uuid7.text(now)
         payload = build(seq, event_id)
         event = Event(seq, event_id, topic, payload, now)
         record = self._live
@@ -1032,7 +1036,7 @@ class Outbox:
             # this read into the fresh outbox, above any seq the damaged one may hold.
             self._recover_damaged(f"the outbox {self.path} is damaged ({exc})")
             seq = self._next_seq
-            event_id = str(uuid7(now))
+            event_id = uuid7.text(now)
             payload = build(seq, event_id)
             self._insert(seq, event_id, topic, payload, now)
             event = Event(seq, event_id, topic, payload, now)

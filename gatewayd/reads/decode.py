@@ -389,7 +389,7 @@ def _element_string(raw: str, sym: str | None, message: str, errors: list[str]) 
     return _build(raw, sym, "gs1", elements, [*errors, *problems])
 
 
-@functools.lru_cache(maxsize=2048)
+@functools.lru_cache(maxsize=256)
 def _value_problems(code: str, value: str, *, today: dt.date) -> tuple[str, ...]:
     """What is wrong with one AI value: format, characters, check digit, date. Cached: at a
     dock the same GTIN, lot and expiry come again and again, on a different serial."""
