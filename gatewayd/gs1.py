@@ -88,10 +88,12 @@ def is_cset82(value: str) -> bool:
 
 
 @functools.lru_cache(maxsize=2048)
+@functools.lru_cache(maxsize=4096)
 def application_identifier(prefix: str) -> GS1ApplicationIdentifier | None:
     """The AI that ``prefix`` starts with (give up to 4 characters), or ``None``.
 
-    AIs are prefix-free, so at most one matches.
+    AIs are prefix-free, so at most one matches. Cached: every element string of every
+    read asks, and there are only so many 4-character prefixes.
     """
     try:
         return GS1ApplicationIdentifier.extract(prefix)
@@ -122,6 +124,7 @@ def value_lengths(ai: GS1ApplicationIdentifier) -> tuple[int | None, int | None]
     return None, total or None
 
 
+@functools.lru_cache(maxsize=1024)
 def predefined_length(code: str) -> int | None:
     """The length of the value of AI ``code`` when it is predefined, else ``None``.
 
