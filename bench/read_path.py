@@ -3,14 +3,16 @@
     .venv/bin/python bench/read_path.py [--reads 3000] [--fsync-delay-ms 0]
 
 Runs each step the daemon runs for one read (framing the bytes, decode and tag, the
-repeat check, building the payload, the outbox commit, the publish to a local mosquitto)
-in this process, ``--reads`` times, and prints the median and p99 of each in µs, as
-markdown. The outbox commit is timed two ways: as the daemon commits now (the WAL fsync
-runs beside the publish, :meth:`Outbox.sync`, timed on its own row) and as it did before
-(``PRAGMA synchronous=FULL``: the commit waits for the fsync). What this leaves out (the
-pty and pyserial, the event loop's turns, the broker and the subscriber) is the
-difference to bench/run.py's end-to-end latency. ``--fsync-delay-ms`` needs the process
-started under the slow-fsync shim (bench/run.py builds it): it only labels the output.
+repeat check, building the payload, the outbox capture, the live record written before a
+live read is published, the publish to a local mosquitto) in this process, ``--reads``
+times, and prints the median and p99 of each in µs, as markdown: each step hot, in a
+loop (bench/read_timeline.py shows the running daemon, caches cold between reads). The
+outbox commit is timed two ways: as the daemon commits now (the WAL fsync runs beside
+the publish, :meth:`Outbox.sync`, timed on its own row) and as it did before (``PRAGMA
+synchronous=FULL``: the commit waits for the fsync). What this leaves out (the pty and
+pyserial, the event loop's turns, the broker and the subscriber) is the difference to
+bench/run.py's end-to-end latency. ``--fsync-delay-ms`` needs the process started under
+the slow-fsync shim (bench/run.py builds it): it only labels the output.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import paho.mqtt.client as paho
 from harness import median, percentile
 
 from gatewayd.config import OutboxSettings, parse
-from gatewayd.delivery.outbox import Outbox
+from gatewayd.delivery.outbox import LiveRecord, Outbox
 from gatewayd.demo.local_broker import LocalBroker
 from gatewayd.payloads import json_bytes
 from gatewayd.reads.decode import DecodeOptions
@@ -85,7 +87,12 @@ def main() -> None:
         def build(seq: int, eid: str) -> bytes:
             return json_bytes(event.body(seq, eid))
 
-        rows.append(("outbox commit, as now (no fsync)", timed(lambda i: box.capture(topic="t", build=build), n)))
+        rows.append(("outbox capture: check, seq, event_id, payload, commit (no fsync)",
+                     timed(lambda i: box.capture(topic="t", build=build), n)))  # fmt: skip
+        record = LiveRecord(Path(tmp) / "seq.live")
+        live = box.capture(topic="gatewayd/dock-pi-03/scans/dock-03", build=build)
+        rows.append(("live record (LiveRecord.write, before the publish)", timed(lambda i: record.write(live), n)))
+        record.close()
         syncs = []
         for _ in range(min(n, 300)):
             box.capture(topic="t", build=build)
