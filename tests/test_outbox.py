@@ -656,11 +656,14 @@ def test_a_failed_commit_after_publish_keeps_the_read_and_writes_it_first(tmp_pa
         (2, kept.event_id, kept.payload),
         (3, after.event_id, after.payload),
     ]
-    # Still unwritten when the gateway dies: the next start writes it from seq.live.
+    # Still unwritten when the gateway stops: seq.live is synced and the stop is not
+    # called clean (outbox.running stays), so even a reboot cannot hand its seq out again;
+    # the next start writes it from seq.live.
     box.db.execute(REFUSE_INSERTS)
     with pytest.raises(CommitDeferred):
         box.capture(topic="scans/dock-03", build=payload, live=Live())
-    crash(box)
+    box.close()
+    assert (tmp_path / "outbox.running").exists()
     with Outbox.open(path, OutboxSettings()) as box:
         (row,) = box.history(from_seq=4, to_seq=4, limit=1)
         assert (row.topic, box.capture(topic="t", build=payload).seq) == ("scans/dock-03", 5)

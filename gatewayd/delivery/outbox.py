@@ -377,6 +377,10 @@ class LiveRecord:
         except UnicodeDecodeError:
             return seq, None
 
+    def flush(self) -> None:
+        """Make the record durable (``msync``): for a stop that leaves it unwritten."""
+        self._map.flush()
+
     def close(self) -> None:
         self._map.close()
 
@@ -661,8 +665,19 @@ class Outbox:
         self._retained = db.execute("SELECT count(*) FROM events").fetchone()[0]
 
     def close(self) -> None:
-        """Close for good: everything is synced, and ``outbox.running`` removed to say so."""
-        clean = self._db is not None and self._running_written
+        """Close for good: everything is synced, and ``outbox.running`` removed to say so.
+
+        A live read whose row still cannot be written is made durable in ``seq.live``
+        instead, and ``outbox.running`` stays: the next start writes the row from there,
+        or, after a reboot that lost it all the same, skips its seq with the reserved block.
+        """
+        if self._unwritten is not None and self._db is not None:
+            with contextlib.suppress(sqlite3.Error, OSError):
+                self._write_unwritten()
+        if self._unwritten is not None and self._live is not None:
+            with contextlib.suppress(OSError):
+                self._live.flush()
+        clean = self._db is not None and self._running_written and self._unwritten is None
         if clean:
             try:
                 self.sync()
