@@ -667,3 +667,23 @@ def test_a_failed_commit_after_publish_keeps_the_read_and_writes_it_first(tmp_pa
     with Outbox.open(path, OutboxSettings()) as box:
         (row,) = box.history(from_seq=4, to_seq=4, limit=1)
         assert (row.topic, box.capture(topic="t", build=payload).seq) == ("scans/dock-03", 5)
+
+
+def test_a_read_left_unwritten_goes_into_the_outbox_a_recovery_makes(tmp_path: Path) -> None:
+    from gatewayd.delivery.outbox import CommitDeferred
+
+    path = tmp_path / "outbox.sqlite3"
+    with Outbox.open(path, OutboxSettings()) as box:
+        fill(box, 3)
+        box.db.execute(REFUSE_INSERTS)  # on this connection only: a recovery opens a fresh one
+        with pytest.raises(CommitDeferred) as deferred:
+            box.capture(topic="scans/dock-03", build=payload, live=Live())
+        path.unlink()  # the outbox deleted under the running gateway
+        after = box.capture(topic="t", build=payload)
+        assert box.recoveries and gap_events(box) == []  # seq 4 went out, and it is kept: no gap
+        rows = box.history(from_seq=1, to_seq=10, limit=10)
+        assert [(e.seq, e.event_id) for e in rows] == [
+            *[(e.seq, e.event_id) for e in rows[:3]],
+            (4, deferred.value.event.event_id),
+            (5, after.event_id),
+        ]

@@ -849,7 +849,8 @@ class Outbox:
 
     def _recovered(self, problem: str, kept: tuple[Path, ...], salvage: _Salvage, *, known_next: int) -> Recovery:
         """Seqs below ``known_next`` may have been used: announce those not salvaged."""
-        seqs = sorted(r[0] for r in salvage.rows)
+        live = self._unwritten  # sent live, never written: no loss, it goes into the fresh outbox
+        seqs = sorted([r[0] for r in salvage.rows] + ([live.seq] if live is not None else []))
         gaps: list[Gap] = []
         reason = f"outbox lost or damaged ({problem})"
         for a, b in itertools.pairwise(seqs):
@@ -862,6 +863,9 @@ class Outbox:
         # announced again at every later recovery.
         gaps = _uncovered(gaps, _announced(salvage.rows))
         self._next_seq = max(self._next_seq, known_next)
+        if live is not None:
+            with contextlib.suppress(sqlite3.Error, OSError):
+                self._write_unwritten()
         if salvage.error:
             problem = f"{problem}; salvage stopped at: {salvage.error}"
         undelivered = sum(1 for r in salvage.rows if r[5] is None)
@@ -1093,7 +1097,7 @@ class Outbox:
             "INSERT INTO events (seq, event_id, topic, payload, captured_at) VALUES (?, ?, ?, ?, ?)",
             (seq, event_id, topic, payload, now),
         )
-        self._next_seq = seq + 1
+        self._next_seq = max(self._next_seq, seq + 1)  # a row written late never lowers it
         self._retained += 1
         self._depth += 1
         self._depth_bytes += len(payload)
