@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import time
@@ -687,3 +688,22 @@ def test_a_read_left_unwritten_goes_into_the_outbox_a_recovery_makes(tmp_path: P
             (4, deferred.value.event.event_id),
             (5, after.event_id),
         ]
+
+
+def test_a_live_read_whose_commit_finds_the_outbox_damaged_goes_into_the_recovered_one(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.sqlite3"
+    with Outbox.open(path, OutboxSettings()) as box:
+        fill(box, 300)
+        with contextlib.closing(sqlite3.connect(path)) as other:  # so the gateway's page cache is stale
+            other.execute("INSERT INTO meta (key, value) VALUES ('touched', '1')")
+            other.commit()
+            other.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        with open(path, "r+b") as f:
+            f.truncate(8192)  # the header intact: only the write finds the damage
+        sent: list[Event] = []
+        event = box.capture(topic="scans/dock-03", build=payload, live=Live(sent.append))
+        assert sent == [event] and box.recoveries  # sent first, then the commit found the damage
+        (row,) = box.history(from_seq=event.seq, to_seq=event.seq, limit=1)
+        assert (row.event_id, row.payload) == (event.event_id, event.payload)
+        assert all(not g["from_seq"] <= event.seq <= g["to_seq"] for g in gap_events(box))
+        assert box.capture(topic="t", build=payload).seq > event.seq

@@ -1028,7 +1028,7 @@ class Outbox:
         self._refuse_if_full()
         self.check()
         if self._unwritten is not None:
-            self._write_unwritten()  # before any read after it; raises while it cannot
+            self._write_late()  # before any read after it; raises while it cannot
         now = time.time() if at is None else at
         seq = self._next_seq
         event_id = uuid7.text(now)
@@ -1044,7 +1044,10 @@ class Outbox:
             except (sqlite3.Error, OSError) as exc:
                 self._next_seq = seq + 1  # it went out: never to be given to another read
                 self._unwritten = event
-                raise CommitDeferred(event, exc) from exc
+                with contextlib.suppress(sqlite3.Error, OSError):
+                    self._write_late(exc)  # a damaged file: into the fresh outbox at once
+                if self._unwritten is not None:
+                    raise CommitDeferred(event, exc) from exc
             return event
         try:
             self._insert(seq, event_id, topic, payload, now)
@@ -1069,6 +1072,22 @@ class Outbox:
             # Not at the cost of the read: it is committed all the same, and a link that
             # failed to take it sends it again from the outbox when it reconnects.
             log.exception("outbox: sending seq %d before its commit failed", event.seq)
+
+    def _write_late(self, failed: BaseException | None = None) -> None:
+        """Write the live read left unwritten; a damaged database (what failed, or what
+        this write finds) is recovered first, and the recovery writes it into the fresh
+        outbox. Raises while it cannot be written."""
+        if failed is None:
+            try:
+                self._write_unwritten()
+                return
+            except sqlite3.DatabaseError as exc:
+                failed = exc
+        if getattr(failed, "sqlite_errorcode", None) not in _DAMAGED_CODES:
+            raise failed
+        self._recover_damaged(f"the outbox {self.path} is damaged ({failed})")
+        if self._unwritten is not None:
+            self._write_unwritten()
 
     def _write_unwritten(self) -> None:
         event = self._unwritten
