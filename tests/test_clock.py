@@ -23,8 +23,9 @@ def test_rfc3339_is_what_datetime_says_to_the_millisecond(at: float) -> None:
 def test_uuid7_ids_are_version_7_increasing_and_carry_the_millisecond() -> None:
     import uuid
 
-    from gatewayd.clock import uuid7
+    from gatewayd.clock import _Uuid7
 
+    uuid7 = _Uuid7()  # its own: the process's one may have made ids later than ``at``
     at = 1_764_000_000.123
     ids = [uuid7.text(at) for _ in range(5000)]  # one millisecond: the counter, then borrowing
     ids.append(str(uuid7(at + 10)))
