@@ -35,6 +35,7 @@ from gatewayd.delivery.replay import Replay, send_replayed
 from gatewayd.delivery.requests import Requests, check_fields
 from gatewayd.errors import ConfigError, DeviceUnavailable, OutboxFull, PayloadError
 from gatewayd.feedback.service import Feedback
+from gatewayd.memory import release_freed_memory
 from gatewayd.payloads import (
     device_payload,
     gap_payload,
@@ -524,6 +525,8 @@ class Gateway:
                 outbox.last_seq,
                 outbox.depth,
             )
+            # Everything is loaded and open: what start-up freed goes back to the system.
+            release_freed_memory()
             self.notifier.ready(self._status_line())
             await stop.wait()
             log.info("stopping: closing scanners")
