@@ -29,16 +29,14 @@ from typing import TYPE_CHECKING, Any
 from gatewayd import __version__
 from gatewayd.clock import ClockSync, rfc3339
 from gatewayd.config import STEPS, ScannerSettings, Settings
-from gatewayd.delivery.epcis_capture import CaptureSender
-from gatewayd.delivery.feed import Feed, FeedEvent
 from gatewayd.delivery.mqtt_link import Message, MqttLink
 from gatewayd.delivery.outbox import GAP_TOPIC, CommitDeferred, Event, Gap, Outbox, Recovery
 from gatewayd.delivery.publisher import Publisher
 from gatewayd.delivery.replay import Replay, send_replayed
 from gatewayd.delivery.requests import Requests, check_fields
-from gatewayd.epcis.derive import Derived, EpcisDeriver
 from gatewayd.errors import ConfigError, DeviceUnavailable, OutboxFull, PayloadError
 from gatewayd.feedback.service import Feedback
+from gatewayd.memory import release_freed_memory
 from gatewayd.payloads import (
     device_payload,
     gap_payload,
@@ -59,6 +57,9 @@ from gatewayd_drivers.base import DeviceState, RawRead, Scanner
 from gatewayd_drivers.indicator import BackgroundIndicator
 
 if TYPE_CHECKING:
+    from gatewayd.delivery.epcis_capture import CaptureSender
+    from gatewayd.delivery.feed import Feed
+    from gatewayd.epcis.derive import Derived
     from gatewayd.printing.service import PrintService
 
 __all__ = ["Gateway"]
@@ -139,6 +140,10 @@ class EpcisOutput:
     deliver at least once and resume after a restart or ``kill -9`` from what is committed."""
 
     def __init__(self, gateway: Gateway, scans: Outbox, link: MqttLink) -> None:
+        # Imported here, when [epcis] is configured: a gateway without it does not load them.
+        from gatewayd.delivery.epcis_capture import CaptureSender
+        from gatewayd.epcis.derive import EpcisDeriver
+
         s = gateway.settings
         assert s.epcis is not None
         self.gateway = gateway
@@ -521,6 +526,8 @@ class Gateway:
                 outbox.last_seq,
                 outbox.depth,
             )
+            # Everything is loaded and open: what start-up freed goes back to the system.
+            release_freed_memory()
             self.notifier.ready(self._status_line())
             await stop.wait()
             log.info("stopping: closing scanners")
@@ -572,6 +579,7 @@ class Gateway:
         """The print path: its queue and printer workers, and its request handlers."""
         # Imported here, when printers are configured: the print path brings label
         # rendering and its libraries, which a scan-only gateway should not load at start.
+        from gatewayd.delivery.feed import Feed, FeedEvent
         from gatewayd.printing.service import PrintService
 
         printing = PrintService(self.settings, on_job_event=self._job_event, on_printer_state=self._printer_state)

@@ -36,6 +36,7 @@ LEAVES = {
     "gatewayd.errors",
     "gatewayd.gs1",
     "gatewayd.logging_setup",
+    "gatewayd.memory",
     "gatewayd.payloads",
     "gatewayd.status_file",
     "gatewayd.systemd",

@@ -16,7 +16,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, get_args
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from gatewayd.config.keys import MISSING, Problems, Table
 from gatewayd.config.settings import (
@@ -69,7 +68,6 @@ from gatewayd.config.settings import (
     VendorPrefix,
 )
 from gatewayd.errors import ConfigError
-from gatewayd_drivers.printer_transport import parse_printer_url
 
 __all__ = ["DEFAULT_CONFIG_PATH", "default_config_path", "load", "parse"]
 
@@ -254,6 +252,9 @@ def _usb_id(value: str) -> str | None:
 
 
 def _printer_url(value: str) -> str | None:
+    # Imported where a printer is configured: the printer transports are not loaded otherwise.
+    from gatewayd_drivers.printer_transport import parse_printer_url
+
     try:
         parse_printer_url(value)
     except ValueError as exc:
@@ -685,6 +686,8 @@ def _parse_printers(root: Table, problems: Problems, stations: set[str]) -> list
         t.finish()
         if pid is not None and driver is not None and transport is not None:
             # The canonical URL spells out its defaults: tcp://host becomes tcp://host:9100.
+            from gatewayd_drivers.printer_transport import parse_printer_url
+
             canonical = str(parse_printer_url(transport))
             out.append(PrinterSettings(id=pid, driver=driver, transport=canonical, **kw))
     return out
@@ -717,6 +720,8 @@ def _uri(value: str) -> str | None:
 def _time_zone(value: str) -> str | None:
     if OFFSET_RE.match(value):
         return None
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError  # only where a zone name is configured
+
     try:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):
