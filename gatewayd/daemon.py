@@ -45,7 +45,7 @@ from gatewayd.payloads import (
     printer_payload,
     station_payload,
 )
-from gatewayd.reads.decode import DecodeOptions
+from gatewayd.reads.decode import DecodeOptions, load_tables
 from gatewayd.reads.scan_event import StepCommandRead, scan_event
 from gatewayd.reads.scanners import build_scanner
 from gatewayd.reads.stations import Stations
@@ -92,6 +92,7 @@ STATUS_INTERVAL_S = 30.0
 PRINTER_STATES = ("unknown", "ready", "printing", "paper_out", "ribbon_out", "head_open", "paused", "offline")
 PRUNE_INTERVAL_S = 600.0
 STATUS_FILE_GAP_S = 0.5  # a burst of reads becomes one status file write
+AFTER_START_WAIT_S = 2.0  # the GS1 tables load once online, or after this long without a broker
 # A test seam, never set in production: after every completed outbox sync, copy the
 # outbox files to <dir>/<n>/, the disk a power cut at that moment would leave (tests
 # restart from such a copy to check what survives).
@@ -407,6 +408,7 @@ class Gateway:
         self.last_reads: dict[str, dict[str, Any]] = {}  # per station: the last captured read
         self.process = ProcessId.of(os.getpid())
         self._status_changed = asyncio.Event()
+        self._connected_once = asyncio.Event()  # the first connection: start-up is over
         self._status_file_failed = False
         self._injected = dict(scanners or {})
         self._scanners: dict[str, Scanner] = {}  # the driver each scanner runs now, for health
@@ -526,9 +528,8 @@ class Gateway:
                 outbox.last_seq,
                 outbox.depth,
             )
-            # Everything is loaded and open: what start-up freed goes back to the system.
-            release_freed_memory()
             self.notifier.ready(self._status_line())
+            self.background(self._after_start(), "gatewayd[start].tables")
             await stop.wait()
             log.info("stopping: closing scanners")
             self.notifier.stopping()
@@ -538,6 +539,18 @@ class Gateway:
             publisher.wake()
             await self._settle(publisher, timeout=2.0)
         log.info("stopped")
+
+    async def _after_start(self) -> None:
+        """Once online (or :data:`AFTER_START_WAIT_S` after start, with no broker): load the
+        decoder's GS1 tables (biip, about 60 ms), off the path to ``online``, then give what
+        start-up freed back to the system. On the loop thread on purpose: what a worker
+        thread frees stays in its own malloc arena, which the trim does not shrink. A read
+        that comes meanwhile waits for it, as it would have waited for the start."""
+        with contextlib.suppress(TimeoutError):  # `online` goes out first (or the broker is away)
+            await asyncio.wait_for(self._connected_once.wait(), AFTER_START_WAIT_S)
+        await asyncio.sleep(0)
+        load_tables()
+        release_freed_memory()
 
     def _register_commands(self, stack: contextlib.AsyncExitStack) -> None:
         assert self.outbox is not None and self.link is not None
@@ -1135,6 +1148,7 @@ class Gateway:
         if self.outbox is None:
             return  # shutting down
         self.rebirth()
+        self._connected_once.set()
         self.notifier.status(self._status_line())
         assert self.publisher is not None
         self.publisher.on_connected()

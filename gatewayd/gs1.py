@@ -34,10 +34,10 @@ import functools
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from types import MappingProxyType
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
-from biip import ParseError
-from biip.gs1_application_identifiers import GS1ApplicationIdentifier
+if TYPE_CHECKING:
+    from biip.gs1_application_identifiers import GS1ApplicationIdentifier
 
 __all__ = [
     "CHECK_DIGIT_AIS",
@@ -93,8 +93,13 @@ def application_identifier(prefix: str) -> GS1ApplicationIdentifier | None:
     """The AI that ``prefix`` starts with (give up to 4 characters), or ``None``.
 
     AIs are prefix-free, so at most one matches. Cached: every element string of every
-    read asks, and there are only so many 4-character prefixes.
+    read asks, and there are only so many 4-character prefixes. biip is imported on the
+    first call (about 60 ms, its GS1 prefix tables), not with this module: the daemon
+    loads it right after start (:func:`gatewayd.reads.decode.load_tables`).
     """
+    from biip import ParseError
+    from biip.gs1_application_identifiers import GS1ApplicationIdentifier
+
     try:
         return GS1ApplicationIdentifier.extract(prefix)
     except ParseError:

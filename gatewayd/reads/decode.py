@@ -73,9 +73,6 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
-from biip.gs1_application_identifiers import GS1ApplicationIdentifier
-from biip.symbology import ISOSymbology
-
 from gatewayd.errors import ConfigError
 from gatewayd.gs1 import (
     CSET82,
@@ -92,6 +89,8 @@ from gatewayd.gs1 import (
 from gatewayd.reads.vendor_ids import split_prefix
 
 if TYPE_CHECKING:
+    from biip.gs1_application_identifiers import GS1ApplicationIdentifier
+
     from gatewayd.config import DecodeSettings, VendorPrefix
 
 __all__ = [
@@ -102,6 +101,7 @@ __all__ = [
     "Kind",
     "Scan",
     "decode",
+    "load_tables",
 ]
 
 Kind = Literal["gs1", "digital_link", "lot", "unknown"]
@@ -118,10 +118,25 @@ NOT_RECOGNISED = "not a GS1 element string, Digital Link or site lot id"
 # GS1 General Specifications figure 5.1.2-2: symbologies whose data is a GS1 element string.
 GS1_ELEMENT_STRING_SYMBOLOGIES = frozenset({"]C1", "]e0", "]d2", "]Q3", "]J1"})
 
-# ISO/IEC 15424: "]", a code character, a modifier character. biip's table lacks "J"
-# (DotCode, GS1 General Specifications figure 5.1.2-2) and "h" (Han Xin Code).
-_AIM_CODE_CHARS = "".join(sorted({s.value for s in ISOSymbology} | {"J", "h"}))
-_AIM_RE = re.compile(rf"\][{re.escape(_AIM_CODE_CHARS)}][0-9A-Za-z]")
+
+
+@functools.cache
+def _aim_re() -> re.Pattern[str]:
+    """ISO/IEC 15424: "]", a code character, a modifier character. biip's table lacks "J"
+    (DotCode, GS1 General Specifications figure 5.1.2-2) and "h" (Han Xin Code)."""
+    from biip.symbology import ISOSymbology
+
+    chars = "".join(sorted({s.value for s in ISOSymbology} | {"J", "h"}))
+    return re.compile(rf"\][{re.escape(chars)}][0-9A-Za-z]")
+
+
+def load_tables() -> None:
+    """Load what decoding needs (biip's GS1 tables: about 60 ms) ahead of the first read.
+    The daemon runs it in a worker thread once it is online; a read that comes first
+    waits for it."""
+    _aim_re()
+    application_identifier("01")
+
 _URL_RE = re.compile(r"https?://", re.IGNORECASE)
 _ASCII_DIGITS_RE = re.compile(r"[0-9]+")
 # GTINs carried by EAN/UPC and ITF-14 symbols, by AIM identifier and digit count.
@@ -272,12 +287,12 @@ def _text(data: bytes, errors: list[str]) -> str:
 def _symbology(raw: str, given: str | None, errors: list[str]) -> tuple[str | None, str]:
     """The AIM identifier and the message after it."""
     if given:
-        if _AIM_RE.fullmatch(given) is None:
+        if _aim_re().fullmatch(given) is None:
             errors.append(f"symbology: expected an AIM identifier such as ']C1', got {given!r}")
             return None, raw
         # Some transports send the identifier both ways; it is never part of the message.
         return given, raw.removeprefix(given)
-    m = _AIM_RE.match(raw)
+    m = _aim_re().match(raw)
     if m is None:
         return None, raw
     return m.group(), raw[m.end() :]
