@@ -707,3 +707,30 @@ def test_a_live_read_whose_commit_finds_the_outbox_damaged_goes_into_the_recover
         assert (row.event_id, row.payload) == (event.event_id, event.payload)
         assert all(not g["from_seq"] <= event.seq <= g["to_seq"] for g in gap_events(box))
         assert box.capture(topic="t", build=payload).seq > event.seq
+
+
+@pytest.mark.parametrize("damage", ["delete", "empty", "replace"])
+def test_a_live_read_sent_over_an_outbox_lost_under_it_goes_into_the_recovered_one(
+    tmp_path: Path, damage: str
+) -> None:
+    path = tmp_path / "outbox.sqlite3"
+    with Outbox.open(path, OutboxSettings()) as box:
+        fill(box, 5)
+        if damage == "delete":
+            path.unlink()
+        elif damage == "empty":
+            path.write_bytes(b"")
+        else:
+            (tmp_path / "other").write_bytes(b"not a database at all")
+            (tmp_path / "other").replace(path)
+        sent: list[Event] = []
+        event = box.capture(topic="scans/dock-03", build=payload, live=Live(sent.append))
+        # Sent first; the file check that follows the send finds the loss, and the recovery
+        # writes the read it owes into the fresh outbox: no gap for it, no seq given twice.
+        assert sent == [event] and len(box.recoveries) == 1
+        (row,) = box.history(from_seq=event.seq, to_seq=event.seq, limit=1)
+        assert (row.event_id, row.payload) == (event.event_id, event.payload)
+        assert all(not g["from_seq"] <= event.seq <= g["to_seq"] for g in gap_events(box))
+        after = box.capture(topic="t", build=payload, live=Live(sent.append))
+        seqs = [e.seq for e in box.history(from_seq=1, to_seq=100, limit=100)]
+        assert after.seq > event.seq and len(seqs) == len(set(seqs))

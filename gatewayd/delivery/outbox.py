@@ -673,7 +673,7 @@ class Outbox:
         """
         if self._unwritten is not None and self._db is not None:
             with contextlib.suppress(sqlite3.Error, OSError):
-                self._write_unwritten()
+                self._write_unwritten(late=True)
         if self._unwritten is not None and self._live is not None:
             with contextlib.suppress(OSError):
                 self._live.flush()
@@ -1026,31 +1026,39 @@ class Outbox:
         limit: already captured events are never dropped to make room.
         """
         self._refuse_if_full()
-        self.check()
-        if self._unwritten is not None:
-            self._write_late()  # before any read after it; raises while it cannot
+        if self._db is None or self._unwritten is not None:
+            self.check()  # a recovery that failed half way is tried again before anything goes out
+            if self._unwritten is not None:
+                self._write_late()  # before any read after it; raises while it cannot
         now = time.time() if at is None else at
         seq = self._next_seq
         event_id = uuid7.text(now)
-        payload = build(seq, event_id)
-        event = Event(seq, event_id, topic, payload, now)
+        event = Event(seq, event_id, topic, build(seq, event_id), now)
         record = self._live
         if live is not None and record is not None and record.fits(event) and live.ready(seq):
             self._reserve(seq)  # on disk before the seq leaves the gateway
             record.write(event)
             self._send(live, event)
+            # Sent: its seq is taken and its row owed. The file check runs now, off the
+            # path: a recovery it makes writes the owed row into the fresh outbox.
+            self._next_seq = seq + 1
+            self._unwritten = event
             try:
-                self._insert(seq, event_id, topic, payload, now)
+                self.check()
+                if self._unwritten is not None:
+                    self._write_unwritten()
             except (sqlite3.Error, OSError) as exc:
-                self._next_seq = seq + 1  # it went out: never to be given to another read
-                self._unwritten = event
                 with contextlib.suppress(sqlite3.Error, OSError):
                     self._write_late(exc)  # a damaged file: into the fresh outbox at once
                 if self._unwritten is not None:
                     raise CommitDeferred(event, exc) from exc
             return event
+        if self.check() is not None:  # recovered: the seq may have moved
+            seq = self._next_seq
+            event_id = uuid7.text(now)
+            event = Event(seq, event_id, topic, build(seq, event_id), now)
         try:
-            self._insert(seq, event_id, topic, payload, now)
+            self._insert(seq, event_id, topic, event.payload, now)
         except sqlite3.DatabaseError as exc:
             if getattr(exc, "sqlite_errorcode", None) not in _DAMAGED_CODES:
                 raise
@@ -1059,9 +1067,8 @@ class Outbox:
             self._recover_damaged(f"the outbox {self.path} is damaged ({exc})")
             seq = self._next_seq
             event_id = uuid7.text(now)
-            payload = build(seq, event_id)
-            self._insert(seq, event_id, topic, payload, now)
-            event = Event(seq, event_id, topic, payload, now)
+            event = Event(seq, event_id, topic, build(seq, event_id), now)
+            self._insert(seq, event_id, topic, event.payload, now)
         return event
 
     @staticmethod
@@ -1079,7 +1086,7 @@ class Outbox:
         outbox. Raises while it cannot be written."""
         if failed is None:
             try:
-                self._write_unwritten()
+                self._write_unwritten(late=True)
                 return
             except sqlite3.DatabaseError as exc:
                 failed = exc
@@ -1087,15 +1094,15 @@ class Outbox:
             raise failed
         self._recover_damaged(f"the outbox {self.path} is damaged ({failed})")
         if self._unwritten is not None:
-            self._write_unwritten()
+            self._write_unwritten(late=True)
 
-    def _write_unwritten(self) -> None:
+    def _write_unwritten(self, *, late: bool = False) -> None:
         event = self._unwritten
         assert event is not None
         self._insert(event.seq, event.event_id, event.topic, event.payload, event.captured_at)
         self._unwritten = None
-        self._next_seq = max(self._next_seq, event.seq + 1)
-        log.warning("outbox: seq %d, published while the outbox could not be written, is written now", event.seq)
+        if late:
+            log.warning("outbox: seq %d, published while the outbox could not be written, is written now", event.seq)
 
     def write_unwritten(self) -> bool:
         """Housekeeping: write the live read whose commit failed, if the outbox takes writes
@@ -1103,7 +1110,7 @@ class Outbox:
         if self._unwritten is None:
             return False
         try:
-            self._write_unwritten()
+            self._write_unwritten(late=True)
         except (sqlite3.Error, OSError):
             return False
         return True
