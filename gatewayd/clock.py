@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import functools
 import math
 import os
 import threading
@@ -22,7 +23,13 @@ def rfc3339(at: float) -> str:
         whole, us = whole + 1, us - 1_000_000
     elif us < 0:
         whole, us = whole - 1, us + 1_000_000
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{us // 1000:03d}Z"
+    return f"{_second(int(whole))}.{us // 1000:03d}Z"
+
+
+@functools.lru_cache(maxsize=8)
+def _second(whole: int) -> str:
+    """``2026-11-27T10:15:02``: reads come many to a second."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
 
 
 class _Uuid7:
@@ -117,14 +124,12 @@ class ClockSync:
             self._adjtimex = None
 
     def synced(self) -> bool:
-        override = os.environ.get("GATEWAYD_CLOCK_SYNCED")
-        if override in ("0", "1"):
-            return override == "1"
         now = time.monotonic()
         if now - self._checked < self._cache_s:
-            return self._value
+            return self._value  # every read asks: the environment is read with the kernel
         self._checked = now
-        self._value = self._query()
+        override = os.environ.get("GATEWAYD_CLOCK_SYNCED")
+        self._value = override == "1" if override in ("0", "1") else self._query()
         return self._value
 
     def _query(self) -> bool:

@@ -25,9 +25,13 @@ __all__ = [
 ]
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def json_bytes(value: Mapping[str, Any]) -> bytes:
-    """Compact UTF-8 JSON, as every payload is published."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+    """Compact UTF-8 JSON, as every payload is published (one encoder for all: json.dumps
+    with options builds a new one per call)."""
+    return _ENCODER.encode(value).encode()
 
 
 def device_payload(device: str, state: str, detail: str, since: float) -> dict[str, Any]:

@@ -67,6 +67,7 @@ import dataclasses
 import datetime as dt
 import functools
 import re
+import time
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -480,6 +481,18 @@ def _gs1_date(yymmdd: str, *, today: dt.date) -> dt.date:
     return dt.date(year, mm, dd)
 
 
+@functools.lru_cache(maxsize=2)
+def _today(day: int) -> dt.date:
+    """The UTC date of day ``day`` since the epoch (asked per read, changes once a day)."""
+    return dt.date(1970, 1, 1) + dt.timedelta(days=day)
+
+
+@functools.lru_cache(maxsize=64)
+def _expiry(yymmdd: str, today: dt.date) -> str:
+    """AI 17 as an ISO date (valid: checked before); a lot's reads share it."""
+    return _gs1_date(yymmdd, today=today).isoformat()
+
+
 def _build(
     raw: str,
     sym: str | None,
@@ -491,7 +504,7 @@ def _build(
 ) -> Scan:
     """Assemble a Scan from (AI, value) pairs in read order; an AI in ``ambiguous`` fills no
     typed field."""
-    today = dt.datetime.now(tz=dt.UTC).date()
+    today = _today(int(time.time() // 86400))
     problems = list(errors)
     ai: dict[str, str] = {}
     valid: dict[str, str] = {}
@@ -515,9 +528,7 @@ def _build(
     for code in conflicting:
         valid.pop(code, None)
 
-    expiry = None
-    if "17" in valid:
-        expiry = _gs1_date(valid["17"], today=today).isoformat()
+    expiry = _expiry(valid["17"], today) if "17" in valid else None
     count = None
     for code in ai:  # the first of AI 30 / AI 37 in read order
         if code in ("30", "37") and code in valid:
@@ -533,7 +544,7 @@ def _build(
         serial=valid.get("21"),
         sscc=valid.get("00"),
         count=count,
-        ai=ai,
+        ai=MappingProxyType(ai),  # ours alone: no copy
         errors=tuple(problems),
     )
 

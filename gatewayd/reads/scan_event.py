@@ -69,13 +69,18 @@ class ScanEvent:
     def body(self, seq: int | None, event_id: str | None) -> dict[str, Any]:
         """The ``gatewayd.scan/1`` payload, keys in README "Scan event" order; ``site`` and
         ``read_point`` only when configured."""
+        station = self.station
         body: dict[str, Any] = {"schema": SCAN_SCHEMA, "event_id": event_id, "seq": seq, "gateway": self.gateway}
         if self.site:
             body["site"] = self.site
-        body.update(station=self.station.id, step=self.station.step, biz_step=self.station.biz_step)
-        if self.station.location:
-            body["read_point"] = self.station.location
-        body.update(scanner=self.scanner, scanned_at=rfc3339(self.at), clock_synced=self.clock_synced)
+        body["station"] = station.id
+        body["step"] = station.step
+        body["biz_step"] = station.biz_step
+        if station.location:
+            body["read_point"] = station.location
+        body["scanner"] = self.scanner
+        body["scanned_at"] = rfc3339(self.at)
+        body["clock_synced"] = self.clock_synced
         body.update(self.scan.payload_fields())
         return body
 
