@@ -34,15 +34,15 @@ PROBES = [
     ("bytes handed to the framer", "gatewayd_drivers.framing", "FrameReceiver", "feed", "enter"),
     ("daemon has the read (handle_read)", "gatewayd.daemon", "Gateway", "handle_read", "enter"),
     ("decoded and tagged (scan_event)", "gatewayd.daemon", None, "scan_event", "exit"),
-    ("outbox file checked (Outbox.check)", "gatewayd.delivery.outbox", "Outbox", "check", "exit"),
     ("payload built (JSON)", "gatewayd.daemon", None, "json_bytes", "exit"),
     ("recorded in seq.live", "gatewayd.delivery.outbox", "LiveRecord", "write", "exit"),
     ("PUBLISH written to the socket", "gatewayd.delivery.paho_adapter", "PahoClient", "_sock_send", "exit"),
+    ("outbox file checked (Outbox.check)", "gatewayd.delivery.outbox", "Outbox", "check", "exit"),
     ("row committed (Outbox._insert)", "gatewayd.delivery.outbox", "Outbox", "_insert", "exit"),
     ("handle_read returns", "gatewayd.daemon", "Gateway", "handle_read", "exit"),
 ]
 ARRIVED = "subscriber has it (step: from the PUBLISH)"
-PUBLISHED = 7  # PROBES index of the PUBLISH
+PUBLISHED = 6  # PROBES index of the PUBLISH
 
 
 def _daemon(argv: list[str]) -> int:
