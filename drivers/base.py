@@ -73,7 +73,6 @@ event loop, so it must not block, and it must not raise."""
 
 
 @runtime_checkable
-
 class Scanner(Protocol):
     """``async with scanner:`` then ``async for read in scanner.reads():``, or
     ``await scanner.deliver(handle)``.
