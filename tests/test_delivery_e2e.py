@@ -140,7 +140,10 @@ def stream(scanner: PtyScanner, start: int, count: int, sent: set[str], *, gap_s
         for i in range(start, start + count):
             data = f"SUP1-20261127-{i:06d}"
             sent.add(data)
-            scanner.write(data.encode() + b"\r")
+            try:
+                scanner.write(data.encode() + b"\r")
+            except OSError:
+                return  # the scanner was unplugged under the writer: the stream ends there
             if gap_s:
                 time.sleep(gap_s)  # pacing a scanner, not waiting for a condition
 
