@@ -248,6 +248,16 @@ async def test_outbox_full_refuses_loudly_and_keeps_everything(broker: LocalBrok
     await task
 
 
+def disk_full(gw: Any) -> None:
+    """SQLite's own "database or disk is full", from a page limit at the outbox's size."""
+    pages = gw.outbox.db.execute("PRAGMA page_count").fetchone()[0]
+    gw.outbox.db.execute(f"PRAGMA max_page_count={pages}")
+
+
+def disk_free(gw: Any) -> None:
+    gw.outbox.db.execute("PRAGMA max_page_count=1073741823")
+
+
 async def test_a_full_disk_refuses_reads_loudly_and_recovers(
     running: Any, broker: LocalBroker, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -256,9 +266,7 @@ async def test_a_full_disk_refuses_reads_loudly_and_recovers(
         q = scanners["zone-a-1"].queue
         await q.put(b"SUP1-20261127-0001")
         await sub.await_for("gatewayd/gw-test/scans/zone-a")
-        # SQLite's own "database or disk is full", from a page limit at the current size.
-        pages = gw.outbox.db.execute("PRAGMA page_count").fetchone()[0]
-        gw.outbox.db.execute(f"PRAGMA max_page_count={pages}")
+        disk_full(gw)
         for i in range(2, 200):
             await q.put(f"SUP1-20261127-{i:04d}-{'x' * 200}".encode())
         await wait_for(lambda: "outbox_error" in gw.alarms, what="outbox_error alarm")
@@ -268,7 +276,7 @@ async def test_a_full_disk_refuses_reads_loudly_and_recovers(
         assert "full" in str(alarm["alarms"])
         assert gw.counters.refused > 0
         assert "REFUSED read from zone-a-1" in caplog.text and "SUP1-20261127-" in caplog.text
-        gw.outbox.db.execute("PRAGMA max_page_count=1073741823")
+        disk_free(gw)
         await q.put(b"SUP1-20261127-9999")
         await wait_for(lambda: "outbox_error" not in gw.alarms, what="alarm cleared")
         last = await sub.await_for("gatewayd/gw-test/scans/zone-a", lambda p: p["lot"] == "SUP1-20261127-9999")
@@ -286,15 +294,14 @@ async def test_a_read_published_live_whose_commit_fails_is_kept_and_written_firs
         q = scanners["zone-a-1"].queue
         await q.put(b"SUP1-20261127-0001")
         await sub.await_for("gatewayd/gw-test/scans/zone-a")
-        pages = gw.outbox.db.execute("PRAGMA page_count").fetchone()[0]
-        gw.outbox.db.execute(f"PRAGMA max_page_count={pages}")
+        disk_full(gw)
         big = f"SUP1-20261127-0002-{'x' * 3000}"
         await q.put(big.encode())  # live: it goes out before its commit, which fails
         await wait_for(lambda: "outbox_error" in gw.alarms, what="outbox_error alarm")
         published = await sub.await_for("gatewayd/gw-test/scans/zone-a", lambda p: p["raw"] == big)
         assert "already published, is kept until it can be written" in caplog.text
         assert gw.outbox.history(from_seq=published["seq"], to_seq=published["seq"], limit=1) == []
-        gw.outbox.db.execute("PRAGMA max_page_count=1073741823")
+        disk_free(gw)
         await q.put(b"SUP1-20261127-0003")
         after = await sub.await_for("gatewayd/gw-test/scans/zone-a", lambda p: p["lot"] == "SUP1-20261127-0003")
         assert after["seq"] == published["seq"] + 1
