@@ -732,10 +732,13 @@ class Gateway:
             return
         station, raw = result.station.id, result.scan.raw
         tracker = self.epcis.tracker if self.epcis is not None else None
-        bind: list[Callable[[], None]] = []
+        bind: list[Callable[[], None]] = []  # the door context of the payload kept, if any
 
         def build(seq: int, event_id: str) -> bytes:
+            # The outbox builds again after a recovery moved the seq: the last build is
+            # the one captured, and only its door-context change may be applied.
             body = result.body(seq, event_id)
+            bind.clear()
             if tracker is not None:
                 context, commit = tracker.scan(body)
                 if context is not None:
