@@ -598,7 +598,7 @@ class Outbox:
         if seq <= last:
             return  # written, as nearly always
         if event is not None and seq == last + 1:
-            self._insert(event.seq, event.event_id, event.topic, event.payload, event.captured_at)
+            self._insert(event)
             log.warning(
                 "outbox: seq %d was published live but not written when the last run stopped; "
                 "written now from %s, it is delivered again",
@@ -885,7 +885,7 @@ class Outbox:
         seq = self._next_seq
         event_id = uuid7.text(now)
         topic, payload = self.gap_event(seq, event_id, gap, now)
-        self._insert(seq, event_id, topic, payload, now)
+        self._insert(Event(seq, event_id, topic, payload, now))
 
     def __enter__(self) -> Self:
         return self
@@ -1031,17 +1031,21 @@ class Outbox:
             if self._unwritten is not None:
                 self._write_late()  # before any read after it; raises while it cannot
         now = time.time() if at is None else at
-        seq = self._next_seq
-        event_id = uuid7.text(now)
-        event = Event(seq, event_id, topic, build(seq, event_id), now)
+
+        def make() -> Event:  # at the next seq: again after a recovery moved it
+            seq = self._next_seq
+            event_id = uuid7.text(now)
+            return Event(seq, event_id, topic, build(seq, event_id), now)
+
+        event = make()
         record = self._live
-        if live is not None and record is not None and record.fits(event) and live.ready(seq):
-            self._reserve(seq)  # on disk before the seq leaves the gateway
+        if live is not None and record is not None and record.fits(event) and live.ready(event.seq):
+            self._reserve(event.seq)  # on disk before the seq leaves the gateway
             record.write(event)
             self._send(live, event)
             # Sent: its seq is taken and its row owed. The file check runs now, off the
             # path: a recovery it makes writes the owed row into the fresh outbox.
-            self._next_seq = seq + 1
+            self._next_seq = event.seq + 1
             self._unwritten = event
             try:
                 self.check()
@@ -1054,21 +1058,17 @@ class Outbox:
                     raise CommitDeferred(event, exc) from exc
             return event
         if self.check() is not None:  # recovered: the seq may have moved
-            seq = self._next_seq
-            event_id = uuid7.text(now)
-            event = Event(seq, event_id, topic, build(seq, event_id), now)
+            event = make()
         try:
-            self._insert(seq, event_id, topic, event.payload, now)
+            self._insert(event)
         except sqlite3.DatabaseError as exc:
             if getattr(exc, "sqlite_errorcode", None) not in _DAMAGED_CODES:
                 raise
             # The file went bad under us (truncated, overwritten): recover, then capture
             # this read into the fresh outbox, above any seq the damaged one may hold.
             self._recover_damaged(f"the outbox {self.path} is damaged ({exc})")
-            seq = self._next_seq
-            event_id = uuid7.text(now)
-            event = Event(seq, event_id, topic, build(seq, event_id), now)
-            self._insert(seq, event_id, topic, event.payload, now)
+            event = make()
+            self._insert(event)
         return event
 
     @staticmethod
@@ -1099,7 +1099,7 @@ class Outbox:
     def _write_unwritten(self, *, late: bool = False) -> None:
         event = self._unwritten
         assert event is not None
-        self._insert(event.seq, event.event_id, event.topic, event.payload, event.captured_at)
+        self._insert(event)
         self._unwritten = None
         if late:
             log.warning("outbox: seq %d, published while the outbox could not be written, is written now", event.seq)
@@ -1115,18 +1115,18 @@ class Outbox:
             return False
         return True
 
-    def _insert(self, seq: int, event_id: str, topic: str, payload: bytes, now: float) -> None:
-        self._reserve(seq)
+    def _insert(self, event: Event) -> None:
+        self._reserve(event.seq)
         # One statement is its own transaction (the connection autocommits): the same
         # commit as BEGIN ... COMMIT, in one call into SQLite instead of three.
         self.db.execute(
             "INSERT INTO events (seq, event_id, topic, payload, captured_at) VALUES (?, ?, ?, ?, ?)",
-            (seq, event_id, topic, payload, now),
+            (event.seq, event.event_id, event.topic, event.payload, event.captured_at),
         )
-        self._next_seq = max(self._next_seq, seq + 1)  # a row written late never lowers it
+        self._next_seq = max(self._next_seq, event.seq + 1)  # a row written late never lowers it
         self._retained += 1
         self._depth += 1
-        self._depth_bytes += len(payload)
+        self._depth_bytes += len(event.payload)
         if self.on_write is not None:
             self.on_write()
 

@@ -138,7 +138,7 @@ class Publisher:
         if event.seq <= self._cursor:
             return  # sent before its commit (Outbox.capture(live=))
         if self.ready(event.seq):
-            self._hand(event, flush=True)
+            self.send(event)
         else:
             self._wake.set()
 
