@@ -672,8 +672,7 @@ class Outbox:
         or, after a reboot that lost it all the same, skips its seq with the reserved block.
         """
         if self._unwritten is not None and self._db is not None:
-            with contextlib.suppress(sqlite3.Error, OSError):
-                self._write_unwritten(late=True)
+            self.write_unwritten()
         if self._unwritten is not None and self._live is not None:
             with contextlib.suppress(OSError):
                 self._live.flush()
@@ -1110,7 +1109,7 @@ class Outbox:
         if self._unwritten is None:
             return False
         try:
-            self._write_unwritten(late=True)
+            self._write_late()
         except (sqlite3.Error, OSError):
             return False
         return True
